@@ -1,0 +1,209 @@
+//! Request bodies: what a route takes, reading it under the size limit, checking its content
+//! type, and decoding forms and multipart bodies.
+
+use crate::error::Error;
+use crate::params::FormData;
+use crate::upload::UploadFile;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{header, HeaderMap};
+use http_body_util::BodyExt;
+
+/// The kind of body a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyKind {
+    /// The body is not read.
+    #[default]
+    None,
+    /// `application/json` (or any `+json` type); the handler decodes it.
+    Json,
+    /// `application/x-www-form-urlencoded` or `multipart/form-data`, decoded into the plan's
+    /// form parameters. A route with file parameters takes multipart only.
+    Form,
+    /// Any content type; the handler gets the bytes.
+    Bytes,
+}
+
+/// The body as handed to a handler.
+#[derive(Debug, Default)]
+pub enum BodyData {
+    #[default]
+    None,
+    /// The raw bytes of a JSON or raw body.
+    Bytes(Bytes),
+    /// A decoded form (its values are also in the route's parameters).
+    Form(FormData),
+}
+
+const FORM_URLENCODED: &str = "application/x-www-form-urlencoded";
+const MULTIPART: &str = "multipart/form-data";
+
+fn media_type(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim())
+}
+
+fn is_json(media: &str) -> bool {
+    media.eq_ignore_ascii_case("application/json")
+        || media
+            .rsplit_once('+')
+            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
+}
+
+/// Reads the whole body, or fails with 413 once it passes `limit` bytes.
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Error> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        Err(err) => Err(Error::BadRequest(format!("failed to read the body: {err}"))),
+    }
+}
+
+/// Reads and decodes the body a route of kind `kind` takes.
+pub async fn read(
+    kind: BodyKind,
+    files: bool,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<BodyData, Error> {
+    match kind {
+        BodyKind::None => Ok(BodyData::None),
+        BodyKind::Bytes => Ok(BodyData::Bytes(read_limited(headers, body, limit).await?)),
+        BodyKind::Json => {
+            if !media_type(headers).is_some_and(is_json) {
+                return Err(Error::UnsupportedMediaType {
+                    expected: "application/json",
+                });
+            }
+            Ok(BodyData::Bytes(read_limited(headers, body, limit).await?))
+        }
+        BodyKind::Form => {
+            let media = media_type(headers).unwrap_or("");
+            if media.eq_ignore_ascii_case(MULTIPART) {
+                let boundary = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| multer::parse_boundary(v).ok())
+                    .ok_or_else(|| {
+                        Error::BadRequest("multipart body without a boundary".into())
+                    })?;
+                let bytes = read_limited(headers, body, limit).await?;
+                Ok(BodyData::Form(multipart(bytes, boundary).await?))
+            } else if !files && media.eq_ignore_ascii_case(FORM_URLENCODED) {
+                let bytes = read_limited(headers, body, limit).await?;
+                Ok(BodyData::Form(urlencoded(&bytes)?))
+            } else {
+                Err(Error::UnsupportedMediaType {
+                    expected: if files {
+                        MULTIPART
+                    } else {
+                        "application/x-www-form-urlencoded or multipart/form-data"
+                    },
+                })
+            }
+        }
+    }
+}
+
+fn urlencoded(bytes: &[u8]) -> Result<FormData, Error> {
+    let invalid = || Error::BadRequest("the body is not a valid URL-encoded form".into());
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut form = FormData::default();
+    for pair in crate::urlencoded::pairs(text) {
+        let (key, value) = pair.map_err(|_| invalid())?;
+        form.fields.push((key.into_owned(), value.into_owned()));
+    }
+    Ok(form)
+}
+
+async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
+    let broken = |err: multer::Error| Error::BadRequest(format!("broken multipart body: {err}"));
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut form = FormData::default();
+    while let Some(field) = parts.next_field().await.map_err(broken)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(filename) => {
+                let content_type = field
+                    .content_type()
+                    .map(|m| m.essence_str().to_owned())
+                    .unwrap_or_else(|| "application/octet-stream".to_owned());
+                let data = field.bytes().await.map_err(broken)?;
+                form.files.push((
+                    name,
+                    UploadFile {
+                        filename,
+                        content_type,
+                        data,
+                    },
+                ));
+            }
+            None => {
+                let text = field.text().await.map_err(broken)?;
+                form.fields.push((name, text));
+            }
+        }
+    }
+    Ok(form)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("x/y")),
+        );
+        h
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/problem+json"));
+        assert!(!is_json("text/plain"));
+        assert_eq!(
+            media_type(&headers("application/json; charset=utf-8")),
+            Some("application/json")
+        );
+    }
+
+    #[tokio::test]
+    async fn limit_is_enforced_while_reading() {
+        let big = Body::from(vec![b'x'; 100]);
+        let err = read_limited(&HeaderMap::new(), big, 10).await;
+        assert_eq!(err, Err(Error::PayloadTooLarge { limit: 10 }));
+        let ok = read_limited(&HeaderMap::new(), Body::from("abc"), 10).await;
+        assert_eq!(ok, Ok(Bytes::from_static(b"abc")));
+    }
+
+    #[tokio::test]
+    async fn multipart_fields_and_files() {
+        let body = "--XB\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nhello\r\n\
+                    --XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+                    Content-Type: application/octet-stream\r\n\r\n\x01\x02\x03\r\n--XB--\r\n";
+        let form = multipart(Bytes::from(body), "XB".into()).await;
+        let form = form.unwrap_or_default();
+        assert_eq!(form.fields, vec![("description".into(), "hello".into())]);
+        assert_eq!(form.files.len(), 1);
+        assert_eq!(form.files[0].1.data.as_ref(), b"\x01\x02\x03");
+        assert_eq!(form.files[0].1.filename, "a.bin");
+        let broken = multipart(Bytes::from("--XB\r\nnonsense"), "XB".into()).await;
+        assert!(matches!(broken, Err(Error::BadRequest(_))));
+    }
+}

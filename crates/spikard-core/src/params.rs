@@ -1,0 +1,565 @@
+//! Parameter plans: what a route reads from the path, the query, the headers and a form body,
+//! declared once at registration and executed per request.
+//!
+//! A [`ParamPlan`] is a list of [`Param`]s (name, [`Source`], [`ParamType`], default). Per
+//! request the engine collects the raw strings for every parameter in one pass over each
+//! source, converts them to [`Value`]s, and reports every failed field at once.
+
+use crate::error::{Error, FieldError, LocPart, Source};
+use crate::upload::UploadFile;
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime};
+use http::HeaderMap;
+use std::borrow::Cow;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A single value's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str,
+    Int,
+    Float,
+    Bool,
+    Uuid,
+    /// An ISO 8601 calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An RFC 3339 timestamp, or an ISO 8601 local date-time without offset.
+    DateTime,
+    /// One of a fixed set of strings.
+    Enum(Arc<[String]>),
+}
+
+/// The type of a parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamType {
+    One(Scalar),
+    /// Every occurrence of the key; with `comma_separated` each occurrence is also split on `,`.
+    List { item: Scalar, comma_separated: bool },
+    /// An uploaded file of a multipart body.
+    File,
+}
+
+impl ParamType {
+    pub const STR: ParamType = ParamType::One(Scalar::Str);
+    pub const INT: ParamType = ParamType::One(Scalar::Int);
+    pub const FLOAT: ParamType = ParamType::One(Scalar::Float);
+    pub const BOOL: ParamType = ParamType::One(Scalar::Bool);
+    pub const UUID: ParamType = ParamType::One(Scalar::Uuid);
+    pub const DATE: ParamType = ParamType::One(Scalar::Date);
+    pub const DATETIME: ParamType = ParamType::One(Scalar::DateTime);
+
+    /// One of `choices`.
+    pub fn one_of<S: Into<String>>(choices: impl IntoIterator<Item = S>) -> Self {
+        ParamType::One(Scalar::Enum(choices.into_iter().map(Into::into).collect()))
+    }
+
+    /// A comma-separated list (`?tags=a,b`), repeated keys accepted too.
+    pub fn csv(item: Scalar) -> Self {
+        ParamType::List {
+            item,
+            comma_separated: true,
+        }
+    }
+
+    /// A list from repeated keys (`?id=1&id=2`).
+    pub fn repeated(item: Scalar) -> Self {
+        ParamType::List {
+            item,
+            comma_separated: false,
+        }
+    }
+}
+
+/// A finished, typed request value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Uuid(Uuid),
+    Date(NaiveDate),
+    DateTime(DateTime<FixedOffset>),
+    NaiveDateTime(NaiveDateTime),
+    List(Vec<Value>),
+    File(UploadFile),
+}
+
+/// What a parameter is when it is absent from the request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Absent {
+    /// A 422 "field required".
+    Required,
+    /// `null` (an empty list for list parameters).
+    Null,
+    /// This value.
+    Default(Value),
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    /// The key looked up in the source (for headers, the lower-case header name).
+    pub key: String,
+    pub source: Source,
+    pub ty: ParamType,
+    pub absent: Absent,
+    /// Inclusive bounds of an integer parameter.
+    pub range: Option<(i64, i64)>,
+}
+
+impl Param {
+    pub fn new(name: impl Into<String>, source: Source, ty: ParamType) -> Self {
+        let name = name.into();
+        let key = match source {
+            Source::Header => name.replace('_', "-").to_ascii_lowercase(),
+            _ => name.clone(),
+        };
+        Param {
+            name,
+            key,
+            source,
+            ty,
+            absent: Absent::Required,
+            range: None,
+        }
+    }
+
+    pub fn path(name: impl Into<String>, ty: ParamType) -> Self {
+        Self::new(name, Source::Path, ty)
+    }
+    pub fn query(name: impl Into<String>, ty: ParamType) -> Self {
+        Self::new(name, Source::Query, ty)
+    }
+    pub fn header(name: impl Into<String>, ty: ParamType) -> Self {
+        Self::new(name, Source::Header, ty)
+    }
+    pub fn form(name: impl Into<String>, ty: ParamType) -> Self {
+        Self::new(name, Source::Form, ty)
+    }
+
+    /// Absent means `null` (or `[]` for a list).
+    pub fn optional(mut self) -> Self {
+        self.absent = Absent::Null;
+        self
+    }
+
+    /// Absent means `value`.
+    pub fn default(mut self, value: Value) -> Self {
+        self.absent = Absent::Default(value);
+        self
+    }
+
+    /// Read the value from a differently named key (a header name, an alias).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        if self.source == Source::Header {
+            self.key.make_ascii_lowercase();
+        }
+        self
+    }
+
+    /// Accept only integers in `min..=max`.
+    pub fn range(mut self, min: i64, max: i64) -> Self {
+        self.range = Some((min, max));
+        self
+    }
+}
+
+/// The parameters of one route, compiled at registration.
+#[derive(Debug, Clone, Default)]
+pub struct ParamPlan {
+    params: Vec<Param>,
+    reads_query: bool,
+    reads_headers: bool,
+    reads_form: bool,
+    reads_files: bool,
+}
+
+impl ParamPlan {
+    pub fn new(params: Vec<Param>) -> Self {
+        let has = |source| params.iter().any(|p| p.source == source);
+        ParamPlan {
+            reads_query: has(Source::Query),
+            reads_headers: has(Source::Header),
+            reads_form: has(Source::Form),
+            reads_files: params.iter().any(|p| p.ty == ParamType::File),
+            params,
+        }
+    }
+
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+    pub fn reads_form(&self) -> bool {
+        self.reads_form
+    }
+    pub fn reads_files(&self) -> bool {
+        self.reads_files
+    }
+
+    /// The position of parameter `name` in the values [`ParamPlan::extract`] returns.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+
+    fn slot(&self, source: Source, key: &str) -> Option<usize> {
+        self.params
+            .iter()
+            .position(|p| p.source == source && p.key == key)
+    }
+
+    /// Reads and converts every parameter; on failure lists every failed field.
+    pub fn extract(&self, input: Inputs<'_>) -> Result<Vec<Value>, Error> {
+        let mut raw: Vec<Raw<'_>> = (0..self.params.len()).map(|_| Raw::None).collect();
+        for (key, value) in input.path {
+            if let Some(i) = self.slot(Source::Path, key) {
+                raw[i].push(Cow::Borrowed(value));
+            }
+        }
+        if self.reads_query {
+            if let Some(query) = input.query {
+                for pair in crate::urlencoded::pairs(query) {
+                    let (key, value) =
+                        pair.map_err(|_| Error::BadRequest("the query string is not valid UTF-8".into()))?;
+                    if let Some(i) = self.slot(Source::Query, &key) {
+                        raw[i].push(value);
+                    }
+                }
+            }
+        }
+        if self.reads_headers {
+            for (i, param) in self.params.iter().enumerate() {
+                if param.source != Source::Header {
+                    continue;
+                }
+                for value in input.headers.get_all(param.key.as_str()) {
+                    raw[i].push(Cow::Borrowed(value.to_str().unwrap_or("\u{FFFD}")));
+                }
+            }
+        }
+        let mut files: Vec<Option<UploadFile>> = Vec::new();
+        if let Some(form) = input.form {
+            for (key, value) in &form.fields {
+                if let Some(i) = self.slot(Source::Form, key.as_str()) {
+                    raw[i].push(Cow::Borrowed(value.as_str()));
+                }
+            }
+            if self.reads_files {
+                files.resize(self.params.len(), None);
+                for (key, file) in &form.files {
+                    if let Some(i) = self.slot(Source::Form, key.as_str()) {
+                        if files[i].is_none() {
+                            files[i] = Some(file.clone());
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut values = Vec::with_capacity(self.params.len());
+        let mut errors = Vec::new();
+        for (i, (param, raw)) in self.params.iter().zip(raw).enumerate() {
+            if param.ty == ParamType::File {
+                match files.get_mut(i).and_then(Option::take) {
+                    Some(file) => values.push(Value::File(file)),
+                    None => values.push(absent(param, &mut errors)),
+                }
+                continue;
+            }
+            values.push(convert(param, raw, &mut errors));
+        }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+}
+
+/// The raw sources a plan reads.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    pub path: &'a [(&'a str, &'a str)],
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub form: Option<&'a FormData>,
+}
+
+/// A decoded form body: text fields in order, and files (multipart only).
+#[derive(Debug, Default, Clone)]
+pub struct FormData {
+    pub fields: Vec<(String, String)>,
+    pub files: Vec<(String, UploadFile)>,
+}
+
+enum Raw<'a> {
+    None,
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl<'a> Raw<'a> {
+    fn push(&mut self, value: Cow<'a, str>) {
+        *self = match std::mem::replace(self, Raw::None) {
+            Raw::None => Raw::One(value),
+            Raw::One(first) => Raw::Many(vec![first, value]),
+            Raw::Many(mut all) => {
+                all.push(value);
+                Raw::Many(all)
+            }
+        };
+    }
+}
+
+fn absent(param: &Param, errors: &mut Vec<FieldError>) -> Value {
+    match &param.absent {
+        Absent::Required => {
+            errors.push(FieldError::new(param.source, &param.name, "field required"));
+            Value::Null
+        }
+        Absent::Null => match param.ty {
+            ParamType::List { .. } => Value::List(Vec::new()),
+            _ => Value::Null,
+        },
+        Absent::Default(value) => value.clone(),
+    }
+}
+
+fn convert(param: &Param, raw: Raw<'_>, errors: &mut Vec<FieldError>) -> Value {
+    match (&param.ty, raw) {
+        (_, Raw::None) => absent(param, errors),
+        (ParamType::One(scalar), Raw::One(text)) => {
+            scalar_value(param, scalar, text, None, errors)
+        }
+        // A repeated scalar: the last occurrence wins, as in most frameworks.
+        (ParamType::One(scalar), Raw::Many(mut all)) => {
+            let text = all.pop().unwrap_or_default();
+            scalar_value(param, scalar, text, None, errors)
+        }
+        (
+            ParamType::List {
+                item,
+                comma_separated,
+            },
+            raw,
+        ) => {
+            let texts = match raw {
+                Raw::One(text) => vec![text],
+                Raw::Many(all) => all,
+                Raw::None => Vec::new(),
+            };
+            let mut items = Vec::new();
+            for text in texts {
+                if *comma_separated {
+                    for part in text.split(',').filter(|part| !part.is_empty()) {
+                        let index = items.len();
+                        let part = Cow::Owned(part.to_owned());
+                        items.push(scalar_value(param, item, part, Some(index), errors));
+                    }
+                } else {
+                    let index = items.len();
+                    items.push(scalar_value(param, item, text, Some(index), errors));
+                }
+            }
+            Value::List(items)
+        }
+        (ParamType::File, _) => {
+            errors.push(FieldError::new(param.source, &param.name, "expected a file upload"));
+            Value::Null
+        }
+    }
+}
+
+fn scalar_value(
+    param: &Param,
+    scalar: &Scalar,
+    text: Cow<'_, str>,
+    index: Option<usize>,
+    errors: &mut Vec<FieldError>,
+) -> Value {
+    match parse_scalar(scalar, text, param.range) {
+        Ok(value) => value,
+        Err(msg) => {
+            let mut error = FieldError::new(param.source, &param.name, msg);
+            if let Some(index) = index {
+                error.loc.push(LocPart::Index(index));
+            }
+            errors.push(error);
+            Value::Null
+        }
+    }
+}
+
+/// Converts one string to a value of type `scalar`, or says why it can't.
+pub fn parse_scalar(
+    scalar: &Scalar,
+    text: Cow<'_, str>,
+    range: Option<(i64, i64)>,
+) -> Result<Value, String> {
+    let text_ref = text.as_ref();
+    match scalar {
+        Scalar::Str => Ok(Value::Str(text.into_owned())),
+        Scalar::Int => {
+            let n: i64 = text_ref
+                .parse()
+                .map_err(|_| format!("value is not a valid 64-bit integer: {text_ref:?}"))?;
+            match range {
+                Some((min, max)) if n < min || n > max => {
+                    Err(format!("value must be between {min} and {max}, got {n}"))
+                }
+                _ => Ok(Value::Int(n)),
+            }
+        }
+        Scalar::Float => match text_ref.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(Value::Float(x)),
+            _ => Err(format!("value is not a valid finite number: {text_ref:?}")),
+        },
+        Scalar::Bool => match text_ref {
+            "true" | "1" => Ok(Value::Bool(true)),
+            "false" | "0" => Ok(Value::Bool(false)),
+            _ => Err(format!(
+                "value is not a valid boolean (true, false, 1 or 0): {text_ref:?}"
+            )),
+        },
+        Scalar::Uuid => Uuid::try_parse(text_ref)
+            .map(Value::Uuid)
+            .map_err(|_| format!("value is not a valid UUID: {text_ref:?}")),
+        Scalar::Date => parse_date(text_ref)
+            .map(Value::Date)
+            .ok_or_else(|| format!("value is not a valid date (YYYY-MM-DD): {text_ref:?}")),
+        Scalar::DateTime => {
+            if let Ok(dt) = DateTime::parse_from_rfc3339(text_ref) {
+                Ok(Value::DateTime(dt))
+            } else if let Ok(dt) = NaiveDateTime::parse_from_str(text_ref, "%Y-%m-%dT%H:%M:%S%.f")
+            {
+                Ok(Value::NaiveDateTime(dt))
+            } else {
+                Err(format!(
+                    "value is not a valid date-time (RFC 3339): {text_ref:?}"
+                ))
+            }
+        }
+        Scalar::Enum(choices) => {
+            if choices.iter().any(|c| c == text_ref) {
+                Ok(Value::Str(text.into_owned()))
+            } else {
+                Err(format!(
+                    "value must be one of: {}; got {text_ref:?}",
+                    choices.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// A strict ISO 8601 calendar date: exactly `YYYY-MM-DD`, and a day that exists.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        text.get(range.clone())
+            .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?
+            .parse()
+            .ok()
+    };
+    let year = digits(0..4)? as i32;
+    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
+}
+
+/// ISO weekday of `date`, Monday = 1 … Sunday = 7.
+pub fn iso_weekday(date: NaiveDate) -> u32 {
+    date.weekday().number_from_monday()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(plan: &ParamPlan, query: &str) -> Result<Vec<Value>, Error> {
+        let headers = HeaderMap::new();
+        plan.extract(Inputs {
+            path: &[],
+            query: Some(query),
+            headers: &headers,
+            form: None,
+        })
+    }
+
+    #[test]
+    fn defaults_lists_and_enums() {
+        let plan = ParamPlan::new(vec![
+            Param::query("q", ParamType::STR),
+            Param::query("page", ParamType::INT).default(Value::Int(1)),
+            Param::query("tags", ParamType::csv(Scalar::Str)).optional(),
+            Param::query("order", ParamType::one_of(["asc", "desc"])).default(Value::Str("asc".into())),
+            Param::query("price", ParamType::FLOAT).optional(),
+        ]);
+        let values = run(&plan, "q=a+b%21&tags=x,y&tags=z&order=desc").unwrap_or_default();
+        assert_eq!(
+            values,
+            vec![
+                Value::Str("a b!".into()),
+                Value::Int(1),
+                Value::List(vec![
+                    Value::Str("x".into()),
+                    Value::Str("y".into()),
+                    Value::Str("z".into())
+                ]),
+                Value::Str("desc".into()),
+                Value::Null,
+            ]
+        );
+    }
+
+    #[test]
+    fn every_failed_field_is_reported() {
+        let plan = ParamPlan::new(vec![
+            Param::query("q", ParamType::STR),
+            Param::query("page", ParamType::INT),
+            Param::query("flag", ParamType::BOOL),
+            Param::query("ids", ParamType::csv(Scalar::Int)),
+        ]);
+        let Err(Error::Validation(errors)) = run(&plan, "page=x&flag=yes&ids=1,b") else {
+            panic!("expected a validation error");
+        };
+        let locs: Vec<_> = errors.iter().map(|e| e.loc.clone()).collect();
+        let key = |s: &str| LocPart::Key(s.to_owned());
+        assert_eq!(
+            locs,
+            vec![
+                vec![key("query"), key("q")],
+                vec![key("query"), key("page")],
+                vec![key("query"), key("flag")],
+                vec![key("query"), key("ids"), LocPart::Index(1)],
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_are_strict() {
+        assert_eq!(parse_date("2024-01-15"), NaiveDate::from_ymd_opt(2024, 1, 15));
+        assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("15-01-2024"), None);
+        assert_eq!(parse_date("2024-1-15"), None);
+        assert_eq!(parse_date("2024-+1-15"), None);
+        let monday = parse_date("2024-01-15").map(iso_weekday);
+        assert_eq!(monday, Some(1));
+        assert_eq!(parse_date("2024-01-21").map(iso_weekday), Some(7));
+    }
+
+    #[test]
+    fn int_bounds_and_non_finite_floats() {
+        let scalar = |s: &Scalar, t: &str, r| parse_scalar(s, Cow::Borrowed(t), r);
+        assert!(scalar(&Scalar::Int, "9223372036854775808", None).is_err());
+        assert!(scalar(&Scalar::Int, "1.5", None).is_err());
+        assert!(scalar(&Scalar::Int, "0", Some((1, 10))).is_err());
+        assert!(scalar(&Scalar::Float, "inf", None).is_err());
+        assert!(scalar(&Scalar::Float, "NaN", None).is_err());
+        assert_eq!(scalar(&Scalar::Float, "100", None), Ok(Value::Float(100.0)));
+    }
+}

@@ -1,0 +1,143 @@
+//! What a handler receives: the request head, the route's parameters as finished values in
+//! plan order, and the body.
+
+use crate::body::BodyData;
+use crate::error::{from_json_error, Error};
+use crate::params::{ParamPlan, Value};
+use crate::upload::UploadFile;
+use bytes::Bytes;
+use chrono::NaiveDate;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A request whose parameters have been read and validated against the route's plan.
+pub struct Request {
+    pub parts: Parts,
+    plan: Arc<ParamPlan>,
+    values: Vec<Value>,
+    body: BodyData,
+}
+
+impl Request {
+    pub(crate) fn new(parts: Parts, plan: Arc<ParamPlan>, values: Vec<Value>, body: BodyData) -> Self {
+        Request {
+            parts,
+            plan,
+            values,
+            body,
+        }
+    }
+
+    /// The parameter values, in the order of the route's plan.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Moves the parameter values out, in plan order (used by foreign-language handlers).
+    pub fn take_values(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.values)
+    }
+
+    /// The route's plan.
+    pub fn plan(&self) -> &ParamPlan {
+        &self.plan
+    }
+
+    /// Moves parameter `name` out as a `T`. Asking for an undeclared parameter or the wrong
+    /// type is a programming error, answered with a 500.
+    pub fn param<T: FromValue>(&mut self, name: &str) -> Result<T, Error> {
+        let index = self
+            .plan
+            .index_of(name)
+            .ok_or_else(|| Error::Internal(format!("parameter {name:?} is not declared")))?;
+        let value = std::mem::replace(&mut self.values[index], Value::Null);
+        T::from_value(value)
+            .ok_or_else(|| Error::Internal(format!("parameter {name:?} has another type")))
+    }
+
+    /// The raw body bytes (JSON and raw-bytes routes).
+    pub fn body_bytes(&self) -> &[u8] {
+        match &self.body {
+            BodyData::Bytes(bytes) => bytes,
+            _ => &[],
+        }
+    }
+
+    /// Takes the body out.
+    pub fn take_body(&mut self) -> BodyData {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Decodes the JSON body into `T`: 400 if it is not JSON, 422 naming the field if its
+    /// shape is wrong. Unknown fields are dropped (serde's default).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let mut de = serde_json::Deserializer::from_slice(self.body_bytes());
+        let value = serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
+        de.end()
+            .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
+        Ok(value)
+    }
+}
+
+/// Conversion of a finished [`Value`] into a Rust type.
+pub trait FromValue: Sized {
+    fn from_value(value: Value) -> Option<Self>;
+}
+
+macro_rules! from_value {
+    ($($ty:ty => $variant:ident),* $(,)?) => {$(
+        impl FromValue for $ty {
+            fn from_value(value: Value) -> Option<Self> {
+                match value {
+                    Value::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_value!(
+    String => Str,
+    i64 => Int,
+    f64 => Float,
+    bool => Bool,
+    Uuid => Uuid,
+    NaiveDate => Date,
+    UploadFile => File,
+);
+
+impl FromValue for Value {
+    fn from_value(value: Value) -> Option<Self> {
+        Some(value)
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Vec<T> {
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::List(items) => items.into_iter().map(T::from_value).collect(),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Bytes {
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::File(file) => Some(file.data),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Routes and the application: declaring routes with their parameter plans, checking them
+//! at registration, and turning them into an axum router whose per-request path matches,
+//! reads the body, executes the plan and calls the handler.
+
+use crate::body::{self, BodyKind};
+use crate::error::{Error, Source};
+use crate::params::{Inputs, Param, ParamPlan, ParamType};
+use crate::request::Request;
+use crate::websocket::WsHandler;
+use axum::extract::{FromRequestParts, RawPathParams, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use http::Method;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+/// The default body limit: 2 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// A handler of HTTP requests. Closures `Fn(Request) -> impl Future<Output = impl IntoResponse>`
+/// implement it; a foreign-language binding implements it directly.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, request: Request) -> BoxFuture<'static, Response>;
+}
+
+impl<F, Fut, R> Handler for F
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse + 'static,
+{
+    fn call(&self, request: Request) -> BoxFuture<'static, Response> {
+        Box::pin(self(request).map(IntoResponse::into_response))
+    }
+}
+
+enum Target {
+    Http(Arc<dyn Handler>),
+    WebSocket(Arc<dyn WsHandler>),
+}
+
+/// One route: a method, a path pattern (`/items/{id}`), a parameter plan, a body kind and a
+/// handler.
+pub struct Route {
+    method: Method,
+    path: String,
+    params: Vec<Param>,
+    body: BodyKind,
+    target: Target,
+}
+
+impl Route {
+    pub fn new(method: Method, path: impl Into<String>, handler: impl Handler) -> Self {
+        Route {
+            method,
+            path: path.into(),
+            params: Vec::new(),
+            body: BodyKind::None,
+            target: Target::Http(Arc::new(handler)),
+        }
+    }
+    pub fn get(path: impl Into<String>, handler: impl Handler) -> Self {
+        Self::new(Method::GET, path, handler)
+    }
+    pub fn post(path: impl Into<String>, handler: impl Handler) -> Self {
+        Self::new(Method::POST, path, handler)
+    }
+    pub fn put(path: impl Into<String>, handler: impl Handler) -> Self {
+        Self::new(Method::PUT, path, handler)
+    }
+    pub fn patch(path: impl Into<String>, handler: impl Handler) -> Self {
+        Self::new(Method::PATCH, path, handler)
+    }
+    pub fn delete(path: impl Into<String>, handler: impl Handler) -> Self {
+        Self::new(Method::DELETE, path, handler)
+    }
+
+    /// A `GET` route upgraded to WebSocket; `handler` owns each upgraded socket.
+    pub fn websocket(path: impl Into<String>, handler: impl WsHandler) -> Self {
+        Route {
+            method: Method::GET,
+            path: path.into(),
+            params: Vec::new(),
+            body: BodyKind::None,
+            target: Target::WebSocket(Arc::new(handler)),
+        }
+    }
+
+    /// Declares a parameter.
+    pub fn param(mut self, param: Param) -> Self {
+        self.params.push(param);
+        self
+    }
+
+    /// Declares several parameters.
+    pub fn params(mut self, params: impl IntoIterator<Item = Param>) -> Self {
+        self.params.extend(params);
+        self
+    }
+
+    /// Declares the body the route takes.
+    pub fn body(mut self, kind: BodyKind) -> Self {
+        self.body = kind;
+        self
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// A route that cannot be served, found at registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    pub method: Method,
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "route {} {}: {}", self.method, self.path, self.reason)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// The names of the `{captures}` of a path pattern (`{*rest}` gives `rest`).
+pub fn path_captures(pattern: &str) -> Vec<&str> {
+    pattern
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_start_matches('*'))
+        .collect()
+}
+
+/// An application: routes plus engine settings.
+pub struct App {
+    routes: Vec<Route>,
+    body_limit: usize,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            routes: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    pub fn add_route(&mut self, route: Route) {
+        self.routes.push(route);
+    }
+
+    /// Sets the largest body accepted, in bytes (default 2 MiB); larger bodies get a 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The `(method, path pattern)` of every route.
+    pub fn endpoints(&self) -> Vec<(Method, String)> {
+        self.routes
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect()
+    }
+
+    /// Checks every route and builds the router. Fails on the first route that cannot be
+    /// served as declared.
+    pub fn into_router(self) -> Result<axum::Router, RouteError> {
+        let body_limit = self.body_limit;
+        let mut by_path: BTreeMap<String, Vec<(Method, MethodRouter)>> = BTreeMap::new();
+        for route in self.routes {
+            let method = route.method.clone();
+            let path = route.path.clone();
+            let fail = |reason: String| RouteError {
+                method: method.clone(),
+                path: path.clone(),
+                reason,
+            };
+            let filter = MethodFilter::try_from(method.clone())
+                .map_err(|_| fail("unsupported method".into()))?;
+            let entry = by_path.entry(path.clone()).or_default();
+            if entry.iter().any(|(m, _)| *m == method) {
+                return Err(fail("declared twice".into()));
+            }
+            let method_router = match route.target {
+                Target::Http(handler) => {
+                    let compiled = Arc::new(compile(
+                        &path,
+                        route.params,
+                        route.body,
+                        handler,
+                        body_limit,
+                    )
+                    .map_err(fail)?);
+                    MethodRouter::new().on(filter, move |req: axum::extract::Request| {
+                        let compiled = Arc::clone(&compiled);
+                        async move { compiled.dispatch(req).await }
+                    })
+                }
+                Target::WebSocket(handler) => {
+                    if !route.params.is_empty() {
+                        return Err(fail("WebSocket routes take no parameters".into()));
+                    }
+                    MethodRouter::new().on(
+                        filter,
+                        move |upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>| {
+                            let handler = Arc::clone(&handler);
+                            async move {
+                                match upgrade {
+                                    Ok(upgrade) => upgrade
+                                        .on_upgrade(move |socket| handler.call(socket))
+                                        .into_response(),
+                                    Err(rejection) => Error::BadRequest(format!(
+                                        "this route takes a WebSocket upgrade: {rejection}"
+                                    ))
+                                    .into_response(),
+                                }
+                            }
+                        },
+                    )
+                }
+            };
+            entry.push((method, method_router));
+        }
+
+        let mut router = axum::Router::new();
+        for (path, methods) in by_path {
+            let mut allow: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
+            if allow.contains(&"GET") && !allow.contains(&"HEAD") {
+                allow.push("HEAD");
+            }
+            let allow = allow.join(", ");
+            let mut combined = MethodRouter::new();
+            for (_, method_router) in methods {
+                combined = combined.merge(method_router);
+            }
+            let combined = combined.fallback(move || {
+                let allow = allow.clone();
+                async move { Error::MethodNotAllowed { allow }.into_response() }
+            });
+            router = router.route(&path, combined);
+        }
+        Ok(router.fallback(|| async { Error::NotFound.into_response() }))
+    }
+}
+
+/// A route ready to serve: its plan, body kind and handler.
+struct Compiled {
+    plan: Arc<ParamPlan>,
+    body: BodyKind,
+    reads_path: bool,
+    body_limit: usize,
+    handler: Arc<dyn Handler>,
+}
+
+fn compile(
+    path: &str,
+    mut params: Vec<Param>,
+    mut body: BodyKind,
+    handler: Arc<dyn Handler>,
+    body_limit: usize,
+) -> Result<Compiled, String> {
+    let captures = path_captures(path);
+    for param in params.iter().filter(|p| p.source == Source::Path) {
+        if !captures.contains(&param.key.as_str()) {
+            return Err(format!(
+                "path parameter {:?} is not a {{capture}} of the path",
+                param.name
+            ));
+        }
+        if matches!(param.ty, ParamType::List { .. } | ParamType::File) {
+            return Err(format!(
+                "path parameter {:?} must be a single value",
+                param.name
+            ));
+        }
+    }
+    for capture in &captures {
+        let declared = params
+            .iter()
+            .any(|p| p.source == Source::Path && p.key == *capture);
+        if !declared {
+            params.push(Param::path(*capture, ParamType::STR));
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for param in &params {
+        if !names.insert(param.name.as_str()) {
+            return Err(format!("parameter {:?} is declared twice", param.name));
+        }
+        if param.ty == ParamType::File && param.source != Source::Form {
+            return Err(format!(
+                "file parameter {:?} must be read from the form",
+                param.name
+            ));
+        }
+    }
+    let plan = ParamPlan::new(params);
+    if plan.reads_form() {
+        match body {
+            BodyKind::None | BodyKind::Form => body = BodyKind::Form,
+            other => {
+                return Err(format!(
+                    "form parameters need a form body, not {other:?}"
+                ))
+            }
+        }
+    }
+    Ok(Compiled {
+        reads_path: !captures.is_empty(),
+        plan: Arc::new(plan),
+        body,
+        body_limit,
+        handler,
+    })
+}
+
+impl Compiled {
+    async fn dispatch(&self, req: axum::extract::Request) -> Response {
+        match self.prepare(req).await {
+            Ok(request) => {
+                let call = AssertUnwindSafe(self.handler.call(request)).catch_unwind();
+                match call.await {
+                    Ok(response) => response,
+                    Err(panic) => Error::Internal(panic_message(&*panic)).into_response(),
+                }
+            }
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn prepare(&self, req: axum::extract::Request) -> Result<Request, Error> {
+        let (mut parts, body) = req.into_parts();
+        let body = body::read(
+            self.body,
+            self.plan.reads_files(),
+            &parts.headers,
+            body,
+            self.body_limit,
+        )
+        .await?;
+        let raw_path = if self.reads_path {
+            Some(
+                RawPathParams::from_request_parts(&mut parts, &())
+                    .await
+                    .map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))?,
+            )
+        } else {
+            None
+        };
+        let path: Vec<(&str, &str)> = raw_path.iter().flat_map(|p| p.iter()).collect();
+        let form = match &body {
+            body::BodyData::Form(form) => Some(form),
+            _ => None,
+        };
+        let values = self.plan.extract(Inputs {
+            path: &path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            form,
+        })?;
+        Ok(Request::new(parts, Arc::clone(&self.plan), values, body))
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-text panic payload");
+    format!("handler panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ok(_: Request) -> &'static str {
+        "ok"
+    }
+
+    #[test]
+    fn captures() {
+        assert_eq!(path_captures("/a/{x}/b/{y}"), vec!["x", "y"]);
+        assert_eq!(path_captures("/files/{*rest}"), vec!["rest"]);
+        assert!(path_captures("/plain").is_empty());
+    }
+
+    #[test]
+    fn registration_errors_name_the_route() {
+        let app = App::new().route(Route::get("/a/{id}", ok).param(Param::path("other", ParamType::INT)));
+        let err = app.into_router().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("GET /a/{id}") && err.contains("\"other\""), "{err}");
+
+        let twice = App::new().route(Route::get("/a", ok)).route(Route::get("/a", ok));
+        assert!(twice.into_router().is_err());
+
+        let form_json = App::new().route(
+            Route::post("/f", ok)
+                .param(Param::form("x", ParamType::STR))
+                .body(BodyKind::Json),
+        );
+        assert!(form_json.into_router().is_err());
+    }
+}

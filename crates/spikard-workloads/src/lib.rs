@@ -1,0 +1,355 @@
+//! The route table: every workload of WORKLOADS.md with its method, path pattern, a sample
+//! request and the expected answer. The workload servers check at start that they serve
+//! every route of it; the tests and the benchmark harness send its samples and check the
+//! answers against it.
+
+pub mod fixtures;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The group a workload belongs to (`--workload json` selects all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Health,
+    Json,
+    Path,
+    Query,
+    Urlencoded,
+    Multipart,
+    Mixed,
+    Streaming,
+    Fault,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Health => "health",
+            Category::Json => "json",
+            Category::Path => "path",
+            Category::Query => "query",
+            Category::Urlencoded => "urlencoded",
+            Category::Multipart => "multipart",
+            Category::Mixed => "mixed",
+            Category::Streaming => "streaming",
+            Category::Fault => "fault",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The request the harness and the tests send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// Path and query string, e.g. `/query/few?q=search&page=1&limit=20`.
+    pub target: String,
+    pub content_type: Option<String>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+/// What a correct server answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expected {
+    /// 200 `application/json` with this body (numbers compared as numbers).
+    Json { body: Value },
+    /// 200 `text/event-stream` with `count` events `tick` / `{"seq":i}`.
+    Sse { count: u64 },
+    /// A WebSocket that echoes every message.
+    WebSocketEcho,
+    /// An `application/problem+json` document with this status.
+    Problem { status: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    pub name: &'static str,
+    pub category: Category,
+    pub method: &'static str,
+    /// The route pattern, in the engine's `{capture}` syntax.
+    pub route: &'static str,
+    pub sample: Sample,
+    pub expected: Expected,
+    /// Whether the harness measures it (`fault` is only checked).
+    pub benchmarked: bool,
+}
+
+fn get(target: &str) -> Sample {
+    Sample {
+        target: target.to_owned(),
+        content_type: None,
+        body: Vec::new(),
+    }
+}
+
+fn post(target: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Sample {
+    Sample {
+        target: target.to_owned(),
+        content_type: Some(content_type.to_owned()),
+        body: body.into(),
+    }
+}
+
+fn ok(body: Value) -> Expected {
+    Expected::Json { body }
+}
+
+/// A multipart workload: the sample body and its expected answer.
+fn multipart(name: &'static str, route: &'static str, size: usize, seed: u32) -> Workload {
+    let file = fixtures::file_bytes(size, seed);
+    let filename = format!("{}.bin", name.trim_start_matches("multipart-"));
+    let description = format!("{} KiB upload", size / 1024);
+    let content_type = "application/octet-stream";
+    let body = fixtures::multipart_body(&description, &filename, content_type, &file);
+    Workload {
+        name,
+        category: Category::Multipart,
+        method: "POST",
+        route,
+        sample: post(route, &fixtures::multipart_content_type(), body),
+        expected: ok(json!({
+            "description": description,
+            "filename": filename,
+            "content_type": content_type,
+            "size": size,
+            "crc32": crc32fast::hash(&file),
+        })),
+        benchmarked: true,
+    }
+}
+
+fn build() -> Vec<Workload> {
+    use Category::*;
+    let w = |name, category, method, route, sample, expected| Workload {
+        name,
+        category,
+        method,
+        route,
+        sample,
+        expected,
+        benchmarked: true,
+    };
+    let json_body = |value: &Value| serde_json::to_vec(value).unwrap_or_default();
+    let small: Value = serde_json::from_str(fixtures::JSON_SMALL).unwrap_or_default();
+    let product = fixtures::product();
+    let catalog = fixtures::catalog();
+    let post_body = fixtures::post();
+    vec![
+        w("health", Health, "GET", "/health", get("/health"), ok(json!({"status": "ok"}))),
+        w("json-small", Json, "POST", "/json/small",
+          post("/json/small", "application/json", fixtures::JSON_SMALL), ok(small)),
+        w("json-medium", Json, "POST", "/json/medium",
+          post("/json/medium", "application/json", json_body(&product)), ok(product)),
+        w("json-large", Json, "POST", "/json/large",
+          post("/json/large", "application/json", json_body(&catalog)), ok(catalog)),
+        w("path-simple", Path, "GET", "/path/simple/{id}", get("/path/simple/test123"),
+          ok(json!({"id": "test123"}))),
+        w("path-multiple", Path, "GET", "/path/multiple/{user_id}/{post_id}",
+          get("/path/multiple/user456/post789"),
+          ok(json!({"user_id": "user456", "post_id": "post789"}))),
+        w("path-deep", Path, "GET", "/path/deep/{org}/{team}/{project}/{resource}/{id}",
+          get("/path/deep/acme/engineering/backend/api/item123"),
+          ok(json!({"org": "acme", "team": "engineering", "project": "backend",
+                    "resource": "api", "id": "item123"}))),
+        w("path-int", Path, "GET", "/path/int/{id}", get("/path/int/42"), ok(json!({"id": 42}))),
+        w("path-uuid", Path, "GET", "/path/uuid/{id}",
+          get("/path/uuid/550e8400-e29b-41d4-a716-446655440000"),
+          ok(json!({"id": "550e8400-e29b-41d4-a716-446655440000"}))),
+        w("path-date", Path, "GET", "/path/date/{date}", get("/path/date/2024-01-15"),
+          ok(json!({"date": "2024-01-15", "day_of_week": 1}))),
+        w("query-few", Query, "GET", "/query/few", get("/query/few?q=search&page=1&limit=20"),
+          ok(json!({"q": "search", "page": 1, "limit": 20}))),
+        w("query-medium", Query, "GET", "/query/medium",
+          get("/query/medium?category=electronics&tags=phone,smart&min_price=100\
+               &max_price=1000&sort=price&order=asc&page=1&limit=20"),
+          ok(json!({"category": "electronics", "tags": ["phone", "smart"], "min_price": 100.0,
+                    "max_price": 1000.0, "sort": "price", "order": "asc", "page": 1,
+                    "limit": 20}))),
+        w("query-many", Query, "GET", "/query/many",
+          get(&format!("/query/many?{}", fixtures::QUERY_MANY)), ok(fixtures::query_many_answer())),
+        w("urlencoded-simple", Urlencoded, "POST", "/urlencoded/simple",
+          post("/urlencoded/simple", "application/x-www-form-urlencoded", fixtures::URLENCODED_SIMPLE),
+          ok(json!({"name": "John Doe", "email": "john@example.com", "age": 30,
+                    "city": "New York"}))),
+        w("urlencoded-complex", Urlencoded, "POST", "/urlencoded/complex",
+          post("/urlencoded/complex", "application/x-www-form-urlencoded",
+               fixtures::URLENCODED_COMPLEX),
+          ok(fixtures::urlencoded_complex_answer())),
+        multipart("multipart-small", "/multipart/small", 1024, 11),
+        multipart("multipart-medium", "/multipart/medium", 10 * 1024, 22),
+        multipart("multipart-large", "/multipart/large", 100 * 1024, 33),
+        w("mixed", Mixed, "POST", "/api/v1/users/{user_id}/posts",
+          post("/api/v1/users/42/posts?publish=true&notify=false", "application/json",
+               json_body(&post_body)),
+          ok(json!({"user_id": 42, "publish": true, "notify": false, "post": post_body}))),
+        w("sse", Streaming, "GET", "/sse/{count}", get("/sse/10"), Expected::Sse { count: 10 }),
+        w("websocket", Streaming, "GET", "/ws/echo", get("/ws/echo"), Expected::WebSocketEcho),
+        Workload {
+            benchmarked: false,
+            ..w("fault", Fault, "GET", "/fault", get("/fault"), Expected::Problem { status: 500 })
+        },
+    ]
+}
+
+/// Every workload, in the order of WORKLOADS.md.
+pub fn table() -> &'static [Workload] {
+    static TABLE: OnceLock<Vec<Workload>> = OnceLock::new();
+    TABLE.get_or_init(build)
+}
+
+/// The workload called `name`.
+pub fn find(name: &str) -> Option<&'static Workload> {
+    table().iter().find(|w| w.name == name)
+}
+
+/// The `(method, route)` pairs of the table that `served` lacks. A server refuses to start
+/// when this is not empty.
+pub fn unserved(served: &[(&str, &str)]) -> Vec<&'static Workload> {
+    table()
+        .iter()
+        .filter(|w| !served.iter().any(|(m, r)| *m == w.method && *r == w.route))
+        .collect()
+}
+
+/// Compares two JSON documents; numbers compare as numbers (`100 == 100.0`). The error names
+/// the first place where they differ.
+pub fn json_matches(expected: &Value, actual: &Value) -> Result<(), String> {
+    compare(expected, actual, &mut String::from("$"))
+}
+
+fn compare(expected: &Value, actual: &Value, at: &mut String) -> Result<(), String> {
+    let differ = |at: &str| Err(format!("at {at}: expected {expected}, got {actual}"));
+    match (expected, actual) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) if x == y => Ok(()),
+            _ => differ(at),
+        },
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Err(format!("at {at}: expected {} items, got {}", a.len(), b.len()));
+            }
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                compare(x, y, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            if let Some(extra) = b.keys().find(|k| !a.contains_key(*k)) {
+                return Err(format!("at {at}: unexpected member {extra:?}"));
+            }
+            for (key, x) in a {
+                let len = at.len();
+                at.push('.');
+                at.push_str(key);
+                match b.get(key) {
+                    Some(y) => compare(x, y, at)?,
+                    None => return Err(format!("at {at}: missing")),
+                }
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        (a, b) if a == b => Ok(()),
+        _ => differ(at),
+    }
+}
+
+/// The body of a correct `/sse/{count}` answer.
+pub fn sse_body(count: u64) -> String {
+    (0..count)
+        .map(|i| format!("event: tick\ndata: {{\"seq\":{i}}}\n\n"))
+        .collect()
+}
+
+/// Checks an HTTP answer against `expected`; the error says what is wrong.
+pub fn check(expected: &Expected, status: u16, content_type: &str, body: &[u8]) -> Result<(), String> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let want = |code: u16, media_type: &str| -> Result<(), String> {
+        if status != code {
+            return Err(format!("status {status}, expected {code}"));
+        }
+        if media != media_type {
+            return Err(format!("content type {content_type:?}, expected {media_type}"));
+        }
+        Ok(())
+    };
+    match expected {
+        Expected::Json { body: want_body } => {
+            want(200, "application/json")?;
+            let actual: Value = serde_json::from_slice(body)
+                .map_err(|err| format!("body is not JSON: {err}"))?;
+            json_matches(want_body, &actual)
+        }
+        Expected::Sse { count } => {
+            want(200, "text/event-stream")?;
+            let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+            if text == sse_body(*count) {
+                Ok(())
+            } else {
+                Err(format!("event stream differs from {count} tick events"))
+            }
+        }
+        Expected::Problem { status: code } => {
+            want(*code, "application/problem+json")?;
+            let doc: Value = serde_json::from_slice(body)
+                .map_err(|err| format!("problem is not JSON: {err}"))?;
+            if doc["status"] != json!(code) || !doc["title"].is_string() || !doc["type"].is_string() {
+                return Err(format!("not a problem document: {doc}"));
+            }
+            Ok(())
+        }
+        Expected::WebSocketEcho => Err("a WebSocket workload is checked over a WebSocket".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_compare_as_numbers() {
+        assert!(json_matches(&json!({"a": 100}), &json!({"a": 100.0})).is_ok());
+        assert!(json_matches(&json!({"a": [1, 2]}), &json!({"a": [1, 3]})).is_err());
+        assert!(json_matches(&json!({"a": 1}), &json!({"a": 1, "b": 2})).is_err());
+        assert!(json_matches(&json!({"a": 1, "b": 2}), &json!({"a": 1})).is_err());
+        let err = json_matches(&json!({"a": {"b": [0, "x"]}}), &json!({"a": {"b": [0, "y"]}}));
+        assert_eq!(err, Err("at $.a.b[1]: expected \"x\", got \"y\"".into()));
+    }
+
+    #[test]
+    fn table_is_complete_and_unique() {
+        let names: std::collections::HashSet<_> = table().iter().map(|w| w.name).collect();
+        assert_eq!(names.len(), table().len());
+        assert_eq!(table().len(), 22);
+        let routes: std::collections::HashSet<_> =
+            table().iter().map(|w| (w.method, w.route)).collect();
+        assert_eq!(routes.len(), table().len());
+        assert_eq!(unserved(&[("GET", "/health")]).len(), table().len() - 1);
+    }
+
+    #[test]
+    fn check_reports_wrong_answers() {
+        let expected = Expected::Json { body: json!({"id": 42}) };
+        assert!(check(&expected, 200, "application/json", br#"{"id":42.0}"#).is_ok());
+        assert!(check(&expected, 200, "application/json", br#"{"id":43}"#).is_err());
+        assert!(check(&expected, 404, "application/json", br#"{"id":42}"#).is_err());
+        assert!(check(&expected, 200, "text/plain", br#"{"id":42}"#).is_err());
+        let sse = Expected::Sse { count: 2 };
+        let body = "event: tick\ndata: {\"seq\":0}\n\nevent: tick\ndata: {\"seq\":1}\n\n";
+        assert!(check(&sse, 200, "text/event-stream", body.as_bytes()).is_ok());
+        assert!(check(&sse, 200, "text/event-stream", &body.as_bytes()[..20]).is_err());
+    }
+}
