@@ -94,9 +94,7 @@ pub async fn read(
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| multer::parse_boundary(v).ok())
-                    .ok_or_else(|| {
-                        Error::BadRequest("multipart body without a boundary".into())
-                    })?;
+                    .ok_or_else(|| Error::BadRequest("multipart body without a boundary".into()))?;
                 let bytes = read_limited(headers, body, limit).await?;
                 Ok(BodyData::Form(multipart(bytes, boundary).await?))
             } else if !files && media.eq_ignore_ascii_case(FORM_URLENCODED) {

@@ -105,12 +105,19 @@ impl Error {
 
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            Error::BadRequest(_) => ("urn:spikard:problem:malformed-body", "Malformed request body"),
-            Error::Validation(_) => ("urn:spikard:problem:validation", "Request validation failed"),
+            Error::BadRequest(_) => (
+                "urn:spikard:problem:malformed-body",
+                "Malformed request body",
+            ),
+            Error::Validation(_) => (
+                "urn:spikard:problem:validation",
+                "Request validation failed",
+            ),
             Error::NotFound => ("urn:spikard:problem:not-found", "Not Found"),
-            Error::MethodNotAllowed { .. } => {
-                ("urn:spikard:problem:method-not-allowed", "Method Not Allowed")
-            }
+            Error::MethodNotAllowed { .. } => (
+                "urn:spikard:problem:method-not-allowed",
+                "Method Not Allowed",
+            ),
             Error::PayloadTooLarge { .. } => {
                 ("urn:spikard:problem:payload-too-large", "Payload Too Large")
             }
@@ -245,7 +252,10 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_slice(&err.to_problem_json()).unwrap_or_default();
         assert_eq!(doc["status"], 422);
-        assert_eq!(doc["errors"][0]["loc"], serde_json::json!(["query", "page"]));
+        assert_eq!(
+            doc["errors"][0]["loc"],
+            serde_json::json!(["query", "page"])
+        );
         assert_eq!(doc["errors"][1]["loc"], serde_json::json!(["path", "id"]));
         assert_eq!(doc["detail"], "2 fields failed validation");
     }

@@ -34,7 +34,10 @@ pub enum Scalar {
 pub enum ParamType {
     One(Scalar),
     /// Every occurrence of the key; with `comma_separated` each occurrence is also split on `,`.
-    List { item: Scalar, comma_separated: bool },
+    List {
+        item: Scalar,
+        comma_separated: bool,
+    },
     /// An uploaded file of a multipart body.
     File,
 }
@@ -222,8 +225,9 @@ impl ParamPlan {
         if self.reads_query {
             if let Some(query) = input.query {
                 for pair in crate::urlencoded::pairs(query) {
-                    let (key, value) =
-                        pair.map_err(|_| Error::BadRequest("the query string is not valid UTF-8".into()))?;
+                    let (key, value) = pair.map_err(|_| {
+                        Error::BadRequest("the query string is not valid UTF-8".into())
+                    })?;
                     if let Some(i) = self.slot(Source::Query, &key) {
                         raw[i].push(value);
                     }
@@ -331,9 +335,7 @@ fn absent(param: &Param, errors: &mut Vec<FieldError>) -> Value {
 fn convert(param: &Param, raw: Raw<'_>, errors: &mut Vec<FieldError>) -> Value {
     match (&param.ty, raw) {
         (_, Raw::None) => absent(param, errors),
-        (ParamType::One(scalar), Raw::One(text)) => {
-            scalar_value(param, scalar, text, None, errors)
-        }
+        (ParamType::One(scalar), Raw::One(text)) => scalar_value(param, scalar, text, None, errors),
         // A repeated scalar: the last occurrence wins, as in most frameworks.
         (ParamType::One(scalar), Raw::Many(mut all)) => {
             let text = all.pop().unwrap_or_default();
@@ -367,7 +369,11 @@ fn convert(param: &Param, raw: Raw<'_>, errors: &mut Vec<FieldError>) -> Value {
             Value::List(items)
         }
         (ParamType::File, _) => {
-            errors.push(FieldError::new(param.source, &param.name, "expected a file upload"));
+            errors.push(FieldError::new(
+                param.source,
+                &param.name,
+                "expected a file upload",
+            ));
             Value::Null
         }
     }
@@ -433,8 +439,7 @@ pub fn parse_scalar(
         Scalar::DateTime => {
             if let Ok(dt) = DateTime::parse_from_rfc3339(text_ref) {
                 Ok(Value::DateTime(dt))
-            } else if let Ok(dt) = NaiveDateTime::parse_from_str(text_ref, "%Y-%m-%dT%H:%M:%S%.f")
-            {
+            } else if let Ok(dt) = NaiveDateTime::parse_from_str(text_ref, "%Y-%m-%dT%H:%M:%S%.f") {
                 Ok(Value::NaiveDateTime(dt))
             } else {
                 Err(format!(
@@ -496,7 +501,8 @@ mod tests {
             Param::query("q", ParamType::STR),
             Param::query("page", ParamType::INT).default(Value::Int(1)),
             Param::query("tags", ParamType::csv(Scalar::Str)).optional(),
-            Param::query("order", ParamType::one_of(["asc", "desc"])).default(Value::Str("asc".into())),
+            Param::query("order", ParamType::one_of(["asc", "desc"]))
+                .default(Value::Str("asc".into())),
             Param::query("price", ParamType::FLOAT).optional(),
         ]);
         let values = run(&plan, "q=a+b%21&tags=x,y&tags=z&order=desc").unwrap_or_default();
@@ -542,7 +548,10 @@ mod tests {
 
     #[test]
     fn dates_are_strict() {
-        assert_eq!(parse_date("2024-01-15"), NaiveDate::from_ymd_opt(2024, 1, 15));
+        assert_eq!(
+            parse_date("2024-01-15"),
+            NaiveDate::from_ymd_opt(2024, 1, 15)
+        );
         assert_eq!(parse_date("2024-02-30"), None);
         assert_eq!(parse_date("15-01-2024"), None);
         assert_eq!(parse_date("2024-1-15"), None);

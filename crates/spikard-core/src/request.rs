@@ -21,7 +21,12 @@ pub struct Request {
 }
 
 impl Request {
-    pub(crate) fn new(parts: Parts, plan: Arc<ParamPlan>, values: Vec<Value>, body: BodyData) -> Self {
+    pub(crate) fn new(
+        parts: Parts,
+        plan: Arc<ParamPlan>,
+        values: Vec<Value>,
+        body: BodyData,
+    ) -> Self {
         Request {
             parts,
             plan,
@@ -73,8 +78,15 @@ impl Request {
     /// Decodes the JSON body into `T`: 400 if it is not JSON, 422 naming the field if its
     /// shape is wrong. Unknown fields are dropped (serde's default).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let mut de = serde_json::Deserializer::from_slice(self.body_bytes());
-        let value = serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
+        let bytes = self.body_bytes();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+            // A shape error in a document that is not JSON at all is a 400, not a 422.
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(syntax) => Error::BadRequest(format!("the body is not valid JSON: {syntax}")),
+                Ok(_) => from_json_error(err),
+            }
+        })?;
         de.end()
             .map_err(|err| Error::BadRequest(format!("the body is not valid JSON: {err}")))?;
         Ok(value)

@@ -206,14 +206,10 @@ impl App {
             }
             let method_router = match route.target {
                 Target::Http(handler) => {
-                    let compiled = Arc::new(compile(
-                        &path,
-                        route.params,
-                        route.body,
-                        handler,
-                        body_limit,
-                    )
-                    .map_err(fail)?);
+                    let compiled = Arc::new(
+                        compile(&path, route.params, route.body, handler, body_limit)
+                            .map_err(fail)?,
+                    );
                     MethodRouter::new().on(filter, move |req: axum::extract::Request| {
                         let compiled = Arc::clone(&compiled);
                         async move { compiled.dispatch(req).await }
@@ -225,7 +221,10 @@ impl App {
                     }
                     MethodRouter::new().on(
                         filter,
-                        move |upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>| {
+                        move |upgrade: Result<
+                            WebSocketUpgrade,
+                            axum::extract::ws::rejection::WebSocketUpgradeRejection,
+                        >| {
                             let handler = Arc::clone(&handler);
                             async move {
                                 match upgrade {
@@ -321,11 +320,7 @@ fn compile(
     if plan.reads_form() {
         match body {
             BodyKind::None | BodyKind::Form => body = BodyKind::Form,
-            other => {
-                return Err(format!(
-                    "form parameters need a form body, not {other:?}"
-                ))
-            }
+            other => return Err(format!("form parameters need a form body, not {other:?}")),
         }
     }
     Ok(Compiled {
@@ -411,11 +406,21 @@ mod tests {
 
     #[test]
     fn registration_errors_name_the_route() {
-        let app = App::new().route(Route::get("/a/{id}", ok).param(Param::path("other", ParamType::INT)));
-        let err = app.into_router().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("GET /a/{id}") && err.contains("\"other\""), "{err}");
+        let app =
+            App::new().route(Route::get("/a/{id}", ok).param(Param::path("other", ParamType::INT)));
+        let err = app
+            .into_router()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("GET /a/{id}") && err.contains("\"other\""),
+            "{err}"
+        );
 
-        let twice = App::new().route(Route::get("/a", ok)).route(Route::get("/a", ok));
+        let twice = App::new()
+            .route(Route::get("/a", ok))
+            .route(Route::get("/a", ok));
         assert!(twice.into_router().is_err());
 
         let form_json = App::new().route(

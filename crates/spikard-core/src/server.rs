@@ -157,10 +157,7 @@ pub fn run(router: Router, config: &ServerConfig) -> io::Result<()> {
     let runtime = config.runtime()?;
     runtime.block_on(async {
         let listener = bind(config)?;
-        eprintln!(
-            "spikard: listening on http://{}",
-            listener.local_addr()?
-        );
+        eprintln!("spikard: listening on http://{}", listener.local_addr()?);
         serve(listener, router, config, shutdown_signal()).await
     })
 }

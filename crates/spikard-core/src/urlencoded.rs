@@ -12,7 +12,9 @@ use std::borrow::Cow;
 pub struct InvalidUtf8;
 
 /// Iterates over the `key=value` pairs of `input`, skipping empty segments.
-pub fn pairs(input: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), InvalidUtf8>> {
+pub fn pairs(
+    input: &str,
+) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), InvalidUtf8>> {
     input
         .split('&')
         .filter(|segment| !segment.is_empty())

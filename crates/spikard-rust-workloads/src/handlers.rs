@@ -2,7 +2,7 @@
 //! plan; the engine validates the request against it and the handler gets typed values.
 
 use crate::types::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use spikard_core::response;
 use spikard_core::{
     sse, App, BodyKind, Error, Event, Message, Param, ParamType, Request, Response, Route, Scalar,
@@ -187,8 +187,11 @@ async fn fault(_: Request) -> Answer {
     panic!("the fault workload panics on purpose");
 }
 
-fn strs(names: &[&str], source: fn(&str, ParamType) -> Param) -> Vec<Param> {
-    names.iter().map(|n| source(n, ParamType::STR)).collect()
+fn form_strs(names: &[&str]) -> Vec<Param> {
+    names
+        .iter()
+        .map(|n| Param::form(*n, ParamType::STR))
+        .collect()
 }
 
 /// The Spikard application serving every workload of the route table.
@@ -208,7 +211,10 @@ pub fn app() -> App {
         .route(Route::post("/json/medium", json_medium).body(BodyKind::Json))
         .route(Route::post("/json/large", json_large).body(BodyKind::Json))
         .route(Route::get("/path/simple/{id}", path_simple))
-        .route(Route::get("/path/multiple/{user_id}/{post_id}", path_multiple))
+        .route(Route::get(
+            "/path/multiple/{user_id}/{post_id}",
+            path_multiple,
+        ))
         .route(Route::get(
             "/path/deep/{org}/{team}/{project}/{resource}/{id}",
             path_deep,
@@ -259,18 +265,27 @@ pub fn app() -> App {
         )
         .route(
             Route::post("/urlencoded/simple", urlencoded_simple)
-                .params(strs(&["name", "email", "city"], Param::form))
+                .params(form_strs(&["name", "email", "city"]))
                 .param(Param::form("age", ParamType::INT)),
         )
         .route(
             Route::post("/urlencoded/complex", urlencoded_complex)
-                .params(strs(
-                    &[
-                        "first_name", "last_name", "email", "phone", "street", "city", "state",
-                        "zip", "country", "plan", "referral_code", "company", "job_title", "bio",
-                    ],
-                    Param::form,
-                ))
+                .params(form_strs(&[
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "phone",
+                    "street",
+                    "city",
+                    "state",
+                    "zip",
+                    "country",
+                    "plan",
+                    "referral_code",
+                    "company",
+                    "job_title",
+                    "bio",
+                ]))
                 .params([
                     Param::form("age", ParamType::INT),
                     Param::form("newsletter", ParamType::BOOL),

@@ -1,1 +1,63 @@
-fn main() {}
+use clap::Parser;
+use spikard_core::ServerConfig;
+use spikard_rust_workloads::{router, Flavor};
+use std::process::ExitCode;
+
+/// Serves every Spikard benchmark workload with Rust handlers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one; the address is printed on stderr).
+    #[arg(long, default_value_t = 8100)]
+    port: u16,
+    /// Tokio worker threads (0: one per CPU, 1: a current-thread runtime).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Serve the bare axum ceiling instead of the Spikard engine.
+    #[arg(long)]
+    bare: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = spikard_core::DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let flavor = if args.bare {
+        Flavor::Bare
+    } else {
+        Flavor::Engine
+    };
+    let router = match router(flavor, args.body_limit) {
+        Ok(router) => router,
+        Err(err) => {
+            eprintln!("spikard-rust-workloads: refusing to start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = ServerConfig {
+        host: args.host,
+        port: args.port,
+        threads: args.threads,
+        ..ServerConfig::default()
+    };
+    eprintln!(
+        "spikard-rust-workloads: serving {} workloads ({})",
+        spikard_workloads::table().len(),
+        if args.bare {
+            "bare axum"
+        } else {
+            "spikard engine"
+        }
+    );
+    match spikard_core::server::run(router, &config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("spikard-rust-workloads: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

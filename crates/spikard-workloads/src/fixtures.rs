@@ -132,7 +132,12 @@ pub fn file_bytes(len: usize, seed: u32) -> Vec<u8> {
 }
 
 /// A `multipart/form-data` body with a `description` text field and a `file` field.
-pub fn multipart_body(description: &str, filename: &str, content_type: &str, file: &[u8]) -> Vec<u8> {
+pub fn multipart_body(
+    description: &str,
+    filename: &str,
+    content_type: &str,
+    file: &[u8],
+) -> Vec<u8> {
     let mut body = Vec::with_capacity(file.len() + 512);
     body.extend_from_slice(
         format!(
@@ -163,9 +168,15 @@ mod tests {
     fn sizes_are_as_specified() {
         assert_eq!(JSON_SMALL.len(), 86);
         let medium = size(&product());
-        assert!((1400..=1600).contains(&medium), "json-medium is {medium} bytes");
+        assert!(
+            (1400..=1600).contains(&medium),
+            "json-medium is {medium} bytes"
+        );
         let large = size(&catalog());
-        assert!((14_000..=16_000).contains(&large), "json-large is {large} bytes");
+        assert!(
+            (14_000..=16_000).contains(&large),
+            "json-large is {large} bytes"
+        );
         assert_eq!(file_bytes(1024, 1).len(), 1024);
         assert_eq!(file_bytes(16, 7), file_bytes(16, 7));
         assert_ne!(file_bytes(16, 7), file_bytes(16, 8));

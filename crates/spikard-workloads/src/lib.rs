@@ -145,58 +145,188 @@ fn build() -> Vec<Workload> {
     let catalog = fixtures::catalog();
     let post_body = fixtures::post();
     vec![
-        w("health", Health, "GET", "/health", get("/health"), ok(json!({"status": "ok"}))),
-        w("json-small", Json, "POST", "/json/small",
-          post("/json/small", "application/json", fixtures::JSON_SMALL), ok(small)),
-        w("json-medium", Json, "POST", "/json/medium",
-          post("/json/medium", "application/json", json_body(&product)), ok(product)),
-        w("json-large", Json, "POST", "/json/large",
-          post("/json/large", "application/json", json_body(&catalog)), ok(catalog)),
-        w("path-simple", Path, "GET", "/path/simple/{id}", get("/path/simple/test123"),
-          ok(json!({"id": "test123"}))),
-        w("path-multiple", Path, "GET", "/path/multiple/{user_id}/{post_id}",
-          get("/path/multiple/user456/post789"),
-          ok(json!({"user_id": "user456", "post_id": "post789"}))),
-        w("path-deep", Path, "GET", "/path/deep/{org}/{team}/{project}/{resource}/{id}",
-          get("/path/deep/acme/engineering/backend/api/item123"),
-          ok(json!({"org": "acme", "team": "engineering", "project": "backend",
-                    "resource": "api", "id": "item123"}))),
-        w("path-int", Path, "GET", "/path/int/{id}", get("/path/int/42"), ok(json!({"id": 42}))),
-        w("path-uuid", Path, "GET", "/path/uuid/{id}",
-          get("/path/uuid/550e8400-e29b-41d4-a716-446655440000"),
-          ok(json!({"id": "550e8400-e29b-41d4-a716-446655440000"}))),
-        w("path-date", Path, "GET", "/path/date/{date}", get("/path/date/2024-01-15"),
-          ok(json!({"date": "2024-01-15", "day_of_week": 1}))),
-        w("query-few", Query, "GET", "/query/few", get("/query/few?q=search&page=1&limit=20"),
-          ok(json!({"q": "search", "page": 1, "limit": 20}))),
-        w("query-medium", Query, "GET", "/query/medium",
-          get("/query/medium?category=electronics&tags=phone,smart&min_price=100\
-               &max_price=1000&sort=price&order=asc&page=1&limit=20"),
-          ok(json!({"category": "electronics", "tags": ["phone", "smart"], "min_price": 100.0,
+        w(
+            "health",
+            Health,
+            "GET",
+            "/health",
+            get("/health"),
+            ok(json!({"status": "ok"})),
+        ),
+        w(
+            "json-small",
+            Json,
+            "POST",
+            "/json/small",
+            post("/json/small", "application/json", fixtures::JSON_SMALL),
+            ok(small),
+        ),
+        w(
+            "json-medium",
+            Json,
+            "POST",
+            "/json/medium",
+            post("/json/medium", "application/json", json_body(&product)),
+            ok(product),
+        ),
+        w(
+            "json-large",
+            Json,
+            "POST",
+            "/json/large",
+            post("/json/large", "application/json", json_body(&catalog)),
+            ok(catalog),
+        ),
+        w(
+            "path-simple",
+            Path,
+            "GET",
+            "/path/simple/{id}",
+            get("/path/simple/test123"),
+            ok(json!({"id": "test123"})),
+        ),
+        w(
+            "path-multiple",
+            Path,
+            "GET",
+            "/path/multiple/{user_id}/{post_id}",
+            get("/path/multiple/user456/post789"),
+            ok(json!({"user_id": "user456", "post_id": "post789"})),
+        ),
+        w(
+            "path-deep",
+            Path,
+            "GET",
+            "/path/deep/{org}/{team}/{project}/{resource}/{id}",
+            get("/path/deep/acme/engineering/backend/api/item123"),
+            ok(
+                json!({"org": "acme", "team": "engineering", "project": "backend",
+                    "resource": "api", "id": "item123"}),
+            ),
+        ),
+        w(
+            "path-int",
+            Path,
+            "GET",
+            "/path/int/{id}",
+            get("/path/int/42"),
+            ok(json!({"id": 42})),
+        ),
+        w(
+            "path-uuid",
+            Path,
+            "GET",
+            "/path/uuid/{id}",
+            get("/path/uuid/550e8400-e29b-41d4-a716-446655440000"),
+            ok(json!({"id": "550e8400-e29b-41d4-a716-446655440000"})),
+        ),
+        w(
+            "path-date",
+            Path,
+            "GET",
+            "/path/date/{date}",
+            get("/path/date/2024-01-15"),
+            ok(json!({"date": "2024-01-15", "day_of_week": 1})),
+        ),
+        w(
+            "query-few",
+            Query,
+            "GET",
+            "/query/few",
+            get("/query/few?q=search&page=1&limit=20"),
+            ok(json!({"q": "search", "page": 1, "limit": 20})),
+        ),
+        w(
+            "query-medium",
+            Query,
+            "GET",
+            "/query/medium",
+            get(
+                "/query/medium?category=electronics&tags=phone,smart&min_price=100\
+               &max_price=1000&sort=price&order=asc&page=1&limit=20",
+            ),
+            ok(
+                json!({"category": "electronics", "tags": ["phone", "smart"], "min_price": 100.0,
                     "max_price": 1000.0, "sort": "price", "order": "asc", "page": 1,
-                    "limit": 20}))),
-        w("query-many", Query, "GET", "/query/many",
-          get(&format!("/query/many?{}", fixtures::QUERY_MANY)), ok(fixtures::query_many_answer())),
-        w("urlencoded-simple", Urlencoded, "POST", "/urlencoded/simple",
-          post("/urlencoded/simple", "application/x-www-form-urlencoded", fixtures::URLENCODED_SIMPLE),
-          ok(json!({"name": "John Doe", "email": "john@example.com", "age": 30,
-                    "city": "New York"}))),
-        w("urlencoded-complex", Urlencoded, "POST", "/urlencoded/complex",
-          post("/urlencoded/complex", "application/x-www-form-urlencoded",
-               fixtures::URLENCODED_COMPLEX),
-          ok(fixtures::urlencoded_complex_answer())),
+                    "limit": 20}),
+            ),
+        ),
+        w(
+            "query-many",
+            Query,
+            "GET",
+            "/query/many",
+            get(&format!("/query/many?{}", fixtures::QUERY_MANY)),
+            ok(fixtures::query_many_answer()),
+        ),
+        w(
+            "urlencoded-simple",
+            Urlencoded,
+            "POST",
+            "/urlencoded/simple",
+            post(
+                "/urlencoded/simple",
+                "application/x-www-form-urlencoded",
+                fixtures::URLENCODED_SIMPLE,
+            ),
+            ok(
+                json!({"name": "John Doe", "email": "john@example.com", "age": 30,
+                    "city": "New York"}),
+            ),
+        ),
+        w(
+            "urlencoded-complex",
+            Urlencoded,
+            "POST",
+            "/urlencoded/complex",
+            post(
+                "/urlencoded/complex",
+                "application/x-www-form-urlencoded",
+                fixtures::URLENCODED_COMPLEX,
+            ),
+            ok(fixtures::urlencoded_complex_answer()),
+        ),
         multipart("multipart-small", "/multipart/small", 1024, 11),
         multipart("multipart-medium", "/multipart/medium", 10 * 1024, 22),
         multipart("multipart-large", "/multipart/large", 100 * 1024, 33),
-        w("mixed", Mixed, "POST", "/api/v1/users/{user_id}/posts",
-          post("/api/v1/users/42/posts?publish=true&notify=false", "application/json",
-               json_body(&post_body)),
-          ok(json!({"user_id": 42, "publish": true, "notify": false, "post": post_body}))),
-        w("sse", Streaming, "GET", "/sse/{count}", get("/sse/10"), Expected::Sse { count: 10 }),
-        w("websocket", Streaming, "GET", "/ws/echo", get("/ws/echo"), Expected::WebSocketEcho),
+        w(
+            "mixed",
+            Mixed,
+            "POST",
+            "/api/v1/users/{user_id}/posts",
+            post(
+                "/api/v1/users/42/posts?publish=true&notify=false",
+                "application/json",
+                json_body(&post_body),
+            ),
+            ok(json!({"user_id": 42, "publish": true, "notify": false, "post": post_body})),
+        ),
+        w(
+            "sse",
+            Streaming,
+            "GET",
+            "/sse/{count}",
+            get("/sse/10"),
+            Expected::Sse { count: 10 },
+        ),
+        w(
+            "websocket",
+            Streaming,
+            "GET",
+            "/ws/echo",
+            get("/ws/echo"),
+            Expected::WebSocketEcho,
+        ),
         Workload {
             benchmarked: false,
-            ..w("fault", Fault, "GET", "/fault", get("/fault"), Expected::Problem { status: 500 })
+            ..w(
+                "fault",
+                Fault,
+                "GET",
+                "/fault",
+                get("/fault"),
+                Expected::Problem { status: 500 },
+            )
         },
     ]
 }
@@ -236,7 +366,11 @@ fn compare(expected: &Value, actual: &Value, at: &mut String) -> Result<(), Stri
         },
         (Value::Array(a), Value::Array(b)) => {
             if a.len() != b.len() {
-                return Err(format!("at {at}: expected {} items, got {}", a.len(), b.len()));
+                return Err(format!(
+                    "at {at}: expected {} items, got {}",
+                    a.len(),
+                    b.len()
+                ));
             }
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 let len = at.len();
@@ -275,22 +409,29 @@ pub fn sse_body(count: u64) -> String {
 }
 
 /// Checks an HTTP answer against `expected`; the error says what is wrong.
-pub fn check(expected: &Expected, status: u16, content_type: &str, body: &[u8]) -> Result<(), String> {
+pub fn check(
+    expected: &Expected,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), String> {
     let media = content_type.split(';').next().unwrap_or("").trim();
     let want = |code: u16, media_type: &str| -> Result<(), String> {
         if status != code {
             return Err(format!("status {status}, expected {code}"));
         }
         if media != media_type {
-            return Err(format!("content type {content_type:?}, expected {media_type}"));
+            return Err(format!(
+                "content type {content_type:?}, expected {media_type}"
+            ));
         }
         Ok(())
     };
     match expected {
         Expected::Json { body: want_body } => {
             want(200, "application/json")?;
-            let actual: Value = serde_json::from_slice(body)
-                .map_err(|err| format!("body is not JSON: {err}"))?;
+            let actual: Value =
+                serde_json::from_slice(body).map_err(|err| format!("body is not JSON: {err}"))?;
             json_matches(want_body, &actual)
         }
         Expected::Sse { count } => {
@@ -306,7 +447,8 @@ pub fn check(expected: &Expected, status: u16, content_type: &str, body: &[u8]) 
             want(*code, "application/problem+json")?;
             let doc: Value = serde_json::from_slice(body)
                 .map_err(|err| format!("problem is not JSON: {err}"))?;
-            if doc["status"] != json!(code) || !doc["title"].is_string() || !doc["type"].is_string() {
+            if doc["status"] != json!(code) || !doc["title"].is_string() || !doc["type"].is_string()
+            {
                 return Err(format!("not a problem document: {doc}"));
             }
             Ok(())
@@ -325,7 +467,10 @@ mod tests {
         assert!(json_matches(&json!({"a": [1, 2]}), &json!({"a": [1, 3]})).is_err());
         assert!(json_matches(&json!({"a": 1}), &json!({"a": 1, "b": 2})).is_err());
         assert!(json_matches(&json!({"a": 1, "b": 2}), &json!({"a": 1})).is_err());
-        let err = json_matches(&json!({"a": {"b": [0, "x"]}}), &json!({"a": {"b": [0, "y"]}}));
+        let err = json_matches(
+            &json!({"a": {"b": [0, "x"]}}),
+            &json!({"a": {"b": [0, "y"]}}),
+        );
         assert_eq!(err, Err("at $.a.b[1]: expected \"x\", got \"y\"".into()));
     }
 
@@ -342,7 +487,9 @@ mod tests {
 
     #[test]
     fn check_reports_wrong_answers() {
-        let expected = Expected::Json { body: json!({"id": 42}) };
+        let expected = Expected::Json {
+            body: json!({"id": 42}),
+        };
         assert!(check(&expected, 200, "application/json", br#"{"id":42.0}"#).is_ok());
         assert!(check(&expected, 200, "application/json", br#"{"id":43}"#).is_err());
         assert!(check(&expected, 404, "application/json", br#"{"id":42}"#).is_err());

@@ -1,0 +1,56 @@
+//! Spikard's benchmark workloads with Rust handlers, and the bare axum ceiling they are
+//! measured against. Both refuse to start unless they serve every route of the table.
+
+pub mod bare;
+pub mod handlers;
+pub mod types;
+
+/// Which server to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The Spikard engine with Rust handlers.
+    Engine,
+    /// Plain axum, the ceiling.
+    Bare,
+}
+
+/// Builds the router of `flavor`, or says which routes of the table it does not serve.
+pub fn router(flavor: Flavor, body_limit: usize) -> Result<axum::Router, String> {
+    let (router, endpoints) = match flavor {
+        Flavor::Engine => {
+            let app = handlers::app().body_limit(body_limit);
+            let endpoints: Vec<(String, String)> = app
+                .endpoints()
+                .into_iter()
+                .map(|(m, p)| (m.to_string(), p))
+                .collect();
+            (app.into_router().map_err(|e| e.to_string())?, endpoints)
+        }
+        Flavor::Bare => {
+            let (router, endpoints) = bare::router();
+            let endpoints = endpoints
+                .into_iter()
+                .map(|(m, p)| (m.to_owned(), p.to_owned()))
+                .collect();
+            let limit = axum::extract::DefaultBodyLimit::max(body_limit);
+            (router.layer(limit), endpoints)
+        }
+    };
+    let served: Vec<(&str, &str)> = endpoints
+        .iter()
+        .map(|(m, p)| (m.as_str(), p.as_str()))
+        .collect();
+    let missing = spikard_workloads::unserved(&served);
+    if missing.is_empty() {
+        Ok(router)
+    } else {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|w| format!("{} ({} {})", w.name, w.method, w.route))
+            .collect();
+        Err(format!(
+            "routes of the table not served: {}",
+            names.join(", ")
+        ))
+    }
+}

@@ -1,0 +1,241 @@
+//! Every error row of WORKLOADS.md, answered by the engine as a problem document.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use spikard_rust_workloads::Flavor;
+use std::time::Duration;
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test]
+async fn malformed_bodies_are_400() {
+    let server = start().await;
+    let reply = send(server.addr, "POST", "/json/small", &[JSON], "{\"id\": 1,").await;
+    assert!(reply.problem(400)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    let reply = send(server.addr, "POST", "/json/small", &[JSON], "").await;
+    reply.problem(400);
+    let reply = send(server.addr, "POST", "/json/small", &[JSON], "{} trailing").await;
+    reply.problem(400);
+
+    let reply = post_form(server.addr, "/urlencoded/simple", "name=%FF%FE&age=1").await;
+    reply.problem(400);
+
+    let ct = spikard_workloads::fixtures::multipart_content_type();
+    let reply = send(
+        server.addr,
+        "POST",
+        "/multipart/small",
+        &[("content-type", &ct)],
+        "--nope\r\ngarbage",
+    )
+    .await;
+    reply.problem(400);
+    let no_boundary = [("content-type", "multipart/form-data")];
+    let reply = send(server.addr, "POST", "/multipart/small", &no_boundary, "x").await;
+    reply.problem(400);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_fields_are_422_naming_each() {
+    let server = start().await;
+    assert_eq!(
+        get(server.addr, "/query/few").await.error_locs(),
+        vec![json!(["query", "q"])]
+    );
+    assert_eq!(
+        get(server.addr, "/query/few?q=a&page=abc&limit=1.5")
+            .await
+            .error_locs(),
+        vec![json!(["query", "page"]), json!(["query", "limit"])]
+    );
+    for bad in ["abc", "1.5", "9223372036854775808"] {
+        let locs = get(server.addr, &format!("/path/int/{bad}"))
+            .await
+            .error_locs();
+        assert_eq!(locs, vec![json!(["path", "id"])]);
+    }
+    get(server.addr, "/path/uuid/not-a-uuid").await.error_locs();
+    for bad in ["2024-02-30", "15-01-2024"] {
+        get(server.addr, &format!("/path/date/{bad}"))
+            .await
+            .error_locs();
+    }
+    let locs = get(
+        server.addr,
+        "/query/medium?category=c&order=up&min_price=cheap&page=x",
+    )
+    .await
+    .error_locs();
+    assert_eq!(
+        locs,
+        vec![
+            json!(["query", "min_price"]),
+            json!(["query", "order"]),
+            json!(["query", "page"])
+        ]
+    );
+    let locs = get(server.addr, "/query/many?in_stock=yes&include_archived=2")
+        .await
+        .error_locs();
+    assert_eq!(
+        locs,
+        vec![
+            json!(["query", "q"]),
+            json!(["query", "in_stock"]),
+            json!(["query", "include_archived"])
+        ]
+    );
+    let locs = post_form(server.addr, "/urlencoded/simple", "name=a&age=old")
+        .await
+        .error_locs();
+    assert_eq!(
+        locs,
+        vec![
+            json!(["form", "email"]),
+            json!(["form", "city"]),
+            json!(["form", "age"])
+        ]
+    );
+    let ct = spikard_workloads::fixtures::multipart_content_type();
+    let text_only = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nx\r\n--{b}--\r\n",
+        b = spikard_workloads::fixtures::BOUNDARY
+    );
+    let reply = send(
+        server.addr,
+        "POST",
+        "/multipart/small",
+        &[("content-type", &ct)],
+        text_only,
+    )
+    .await;
+    assert_eq!(reply.error_locs(), vec![json!(["form", "file"])]);
+
+    let reply = post_json(
+        server.addr,
+        "/json/small",
+        &json!({"id": 1, "name": "x", "active": true, "tags": []}),
+    )
+    .await;
+    assert_eq!(reply.error_locs(), vec![json!(["body", "count"])]);
+    let bad_tag = json!({"id": 1, "name": "x", "active": true, "count": 1, "tags": ["a", 2]});
+    let reply = post_json(server.addr, "/json/small", &bad_tag).await;
+    assert_eq!(reply.error_locs(), vec![json!(["body", "tags", 1])]);
+    let reply = post_json(
+        server.addr,
+        "/api/v1/users/x/posts?publish=maybe",
+        &json!({"title": "t", "body": "b", "tags": []}),
+    )
+    .await;
+    assert_eq!(
+        reply.error_locs(),
+        vec![json!(["path", "user_id"]), json!(["query", "publish"])]
+    );
+    for count in ["0", "100001", "many"] {
+        get(server.addr, &format!("/sse/{count}"))
+            .await
+            .error_locs();
+    }
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_and_wrong_method_405_with_allow() {
+    let server = start().await;
+    get(server.addr, "/no/such/route").await.problem(404);
+    get(server.addr, "/path/int/1/extra").await.problem(404);
+    let reply = send(server.addr, "DELETE", "/json/small", &[], "").await;
+    reply.problem(405);
+    assert_eq!(reply.headers["allow"], "POST");
+    let reply = send(server.addr, "PUT", "/health", &[], "").await;
+    reply.problem(405);
+    assert_eq!(reply.headers["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let server = start().await;
+    let big = vec![b' '; spikard_core::DEFAULT_BODY_LIMIT + 1];
+    let reply = send(server.addr, "POST", "/json/large", &[JSON], big).await;
+    reply.problem(413);
+    // Exactly at the limit is read (and then found to be no JSON document).
+    let at_limit = vec![b' '; spikard_core::DEFAULT_BODY_LIMIT];
+    send(server.addr, "POST", "/json/large", &[JSON], at_limit)
+        .await
+        .problem(400);
+
+    let small = start_with(Flavor::Engine, 1024, Duration::from_secs(10)).await;
+    let body = spikard_workloads::fixtures::JSON_SMALL;
+    assert_eq!(
+        send(small.addr, "POST", "/json/small", &[JSON], body)
+            .await
+            .status,
+        200
+    );
+    let form = format!("name=a&email=b&age=1&city={}", "c".repeat(2000));
+    post_form(small.addr, "/urlencoded/simple", &form)
+        .await
+        .problem(413);
+}
+
+#[tokio::test]
+async fn unsupported_content_types_are_415() {
+    let server = start().await;
+    let body = spikard_workloads::fixtures::JSON_SMALL;
+    let reply = send(
+        server.addr,
+        "POST",
+        "/json/small",
+        &[("content-type", "text/plain")],
+        body,
+    )
+    .await;
+    reply.problem(415);
+    send(server.addr, "POST", "/json/small", &[], body)
+        .await
+        .problem(415);
+    let reply = send(server.addr, "POST", "/urlencoded/simple", &[JSON], "{}").await;
+    reply.problem(415);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    send(
+        server.addr,
+        "POST",
+        "/multipart/small",
+        &form,
+        "description=x",
+    )
+    .await
+    .problem(415);
+    // A JSON subtype is JSON.
+    let reply = send(
+        server.addr,
+        "POST",
+        "/json/small",
+        &[("content-type", "application/vnd.api+json")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
+    let server = start().await;
+    for _ in 0..3 {
+        let reply = get(server.addr, "/fault").await;
+        let doc = reply.problem(500);
+        assert!(
+            !doc.to_string().contains("on purpose"),
+            "the panic message must not leak: {doc}"
+        );
+        assert_eq!(
+            get(server.addr, "/path/int/5").await.json(),
+            json!({"id": 5})
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! The server binary: graceful shutdown on SIGTERM, the header-read timeout, and refusing
+//! bad command lines.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Binary {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server binary on a free port and reads the address it prints.
+fn spawn(extra: &[&str]) -> Binary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
+        .args(["--port", "0", "--threads", "2"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("spikard: listening on http://") {
+            break addr.parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Binary { child, addr }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits() {
+    let mut server = spawn(&[]);
+    let body = spikard_workloads::fixtures::JSON_SMALL.as_bytes();
+    let (first, rest) = body.split_at(40);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /json/small HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    // An idle keep-alive connection must not hold the shutdown up.
+    let idle = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    sigterm(&server.child);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+
+    stream.write_all(rest).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.ends_with(spikard_workloads::fixtures::JSON_SMALL),
+        "{answer}"
+    );
+    let status = wait_exit(&mut server.child, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    drop(idle);
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let server = spawn(&[]);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Meanwhile others are served.
+    let mut other = TcpStream::connect(server.addr).unwrap();
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).unwrap();
+    assert!(answer.ends_with("{\"status\":\"ok\"}"), "{answer}");
+    // The default header-read timeout is 10 s; the slow client is then cut off.
+    let mut buf = Vec::new();
+    let read = slow.read_to_end(&mut buf);
+    assert!(
+        read.is_ok(),
+        "connection not closed by the server: {read:?}"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
+
+#[test]
+fn bad_command_lines_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
+        .args(["--port", "not-a-port"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
+}
