@@ -99,7 +99,7 @@ pub async fn read(
                 Ok(BodyData::Form(multipart(bytes, boundary).await?))
             } else if !files && media.eq_ignore_ascii_case(FORM_URLENCODED) {
                 let bytes = read_limited(headers, body, limit).await?;
-                Ok(BodyData::Form(urlencoded(&bytes)?))
+                Ok(BodyData::Form(FormData::UrlEncoded(bytes)))
             } else {
                 Err(Error::UnsupportedMediaType {
                     expected: if files {
@@ -113,22 +113,11 @@ pub async fn read(
     }
 }
 
-fn urlencoded(bytes: &[u8]) -> Result<FormData, Error> {
-    let invalid = || Error::BadRequest("the body is not a valid URL-encoded form".into());
-    let text = std::str::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut form = FormData::default();
-    for pair in crate::urlencoded::pairs(text) {
-        let (key, value) = pair.map_err(|_| invalid())?;
-        form.fields.push((key.into_owned(), value.into_owned()));
-    }
-    Ok(form)
-}
-
 async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
     let broken = |err: multer::Error| Error::BadRequest(format!("broken multipart body: {err}"));
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
     let mut parts = multer::Multipart::new(stream, boundary);
-    let mut form = FormData::default();
+    let (mut fields, mut files) = (Vec::new(), Vec::new());
     while let Some(field) = parts.next_field().await.map_err(broken)? {
         let name = field.name().unwrap_or_default().to_owned();
         match field.file_name().map(str::to_owned) {
@@ -138,7 +127,7 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
                     .map(|m| m.essence_str().to_owned())
                     .unwrap_or_else(|| "application/octet-stream".to_owned());
                 let data = field.bytes().await.map_err(broken)?;
-                form.files.push((
+                files.push((
                     name,
                     UploadFile {
                         filename,
@@ -149,11 +138,11 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
             }
             None => {
                 let text = field.text().await.map_err(broken)?;
-                form.fields.push((name, text));
+                fields.push((name, text));
             }
         }
     }
-    Ok(form)
+    Ok(FormData::Multipart { fields, files })
 }
 
 #[cfg(test)]
@@ -196,11 +185,13 @@ mod tests {
                     --XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
                     Content-Type: application/octet-stream\r\n\r\n\x01\x02\x03\r\n--XB--\r\n";
         let form = multipart(Bytes::from(body), "XB".into()).await;
-        let form = form.unwrap_or_default();
-        assert_eq!(form.fields, vec![("description".into(), "hello".into())]);
-        assert_eq!(form.files.len(), 1);
-        assert_eq!(form.files[0].1.data.as_ref(), b"\x01\x02\x03");
-        assert_eq!(form.files[0].1.filename, "a.bin");
+        let Ok(FormData::Multipart { fields, files }) = form else {
+            panic!("not parsed: {form:?}");
+        };
+        assert_eq!(fields, vec![("description".into(), "hello".into())]);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].1.data.as_ref(), b"\x01\x02\x03");
+        assert_eq!(files[0].1.filename, "a.bin");
         let broken = multipart(Bytes::from("--XB\r\nnonsense"), "XB".into()).await;
         assert!(matches!(broken, Err(Error::BadRequest(_))));
     }

@@ -245,18 +245,31 @@ impl ParamPlan {
             }
         }
         let mut files: Vec<Option<UploadFile>> = Vec::new();
-        if let Some(form) = input.form {
-            for (key, value) in &form.fields {
-                if let Some(i) = self.slot(Source::Form, key.as_str()) {
-                    raw[i].push(Cow::Borrowed(value.as_str()));
+        match input.form {
+            None => {}
+            Some(FormData::UrlEncoded(body)) => {
+                let invalid = || Error::BadRequest("the body is not a valid URL-encoded form".into());
+                let text = std::str::from_utf8(body).map_err(|_| invalid())?;
+                for pair in crate::urlencoded::pairs(text) {
+                    let (key, value) = pair.map_err(|_| invalid())?;
+                    if let Some(i) = self.slot(Source::Form, &key) {
+                        raw[i].push(value);
+                    }
                 }
             }
-            if self.reads_files {
-                files.resize(self.params.len(), None);
-                for (key, file) in &form.files {
+            Some(FormData::Multipart { fields, files: uploads }) => {
+                for (key, value) in fields {
                     if let Some(i) = self.slot(Source::Form, key.as_str()) {
-                        if files[i].is_none() {
-                            files[i] = Some(file.clone());
+                        raw[i].push(Cow::Borrowed(value.as_str()));
+                    }
+                }
+                if self.reads_files {
+                    files.resize(self.params.len(), None);
+                    for (key, file) in uploads {
+                        if let Some(i) = self.slot(Source::Form, key.as_str()) {
+                            if files[i].is_none() {
+                                files[i] = Some(file.clone());
+                            }
                         }
                     }
                 }
@@ -292,11 +305,17 @@ pub struct Inputs<'a> {
     pub form: Option<&'a FormData>,
 }
 
-/// A decoded form body: text fields in order, and files (multipart only).
-#[derive(Debug, Default, Clone)]
-pub struct FormData {
-    pub fields: Vec<(String, String)>,
-    pub files: Vec<(String, UploadFile)>,
+/// A form body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormData {
+    /// `application/x-www-form-urlencoded`: the raw body, decoded pair by pair when the plan
+    /// runs, so values without escapes are never copied twice.
+    UrlEncoded(bytes::Bytes),
+    /// `multipart/form-data`: text fields and files, in order.
+    Multipart {
+        fields: Vec<(String, String)>,
+        files: Vec<(String, UploadFile)>,
+    },
 }
 
 enum Raw<'a> {
@@ -358,7 +377,7 @@ fn convert(param: &Param, raw: Raw<'_>, errors: &mut Vec<FieldError>) -> Value {
                 if *comma_separated {
                     for part in text.split(',').filter(|part| !part.is_empty()) {
                         let index = items.len();
-                        let part = Cow::Owned(part.to_owned());
+                        let part = Cow::Borrowed(part);
                         items.push(scalar_value(param, item, part, Some(index), errors));
                     }
                 } else {

@@ -22,10 +22,22 @@ struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = spikard_core::DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+    /// Write the route table (table.json and the sample bodies) to DIR and exit.
+    #[arg(long, value_name = "DIR")]
+    export_table: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.export_table {
+        return match spikard_workloads::export(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("spikard-rust-workloads: cannot write {}: {err}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     let flavor = if args.bare {
         Flavor::Bare
     } else {
@@ -53,11 +65,28 @@ fn main() -> ExitCode {
             "spikard engine"
         }
     );
-    match spikard_core::server::run(router, &config) {
+    let served = if args.bare {
+        serve_bare(router, &config)
+    } else {
+        spikard_core::server::run(router, &config)
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("spikard-rust-workloads: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The ceiling is served the plain axum way, by `axum::serve`, so that it measures axum alone
+/// and not the engine's accept loop.
+fn serve_bare(router: axum::Router, config: &ServerConfig) -> std::io::Result<()> {
+    config.runtime()?.block_on(async {
+        let listener = spikard_core::server::bind(config)?;
+        eprintln!("spikard: listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(spikard_core::server::shutdown_signal())
+            .await
+    })
 }

@@ -457,9 +457,42 @@ pub fn check(
     }
 }
 
+/// Writes the table for tools outside Rust: `DIR/table.json` (every workload with its sample
+/// request and expected answer) and `DIR/bodies/NAME.body` (each sample's exact body bytes,
+/// ready for `oha -D`).
+pub fn export(dir: &std::path::Path) -> std::io::Result<()> {
+    let bodies = dir.join("bodies");
+    std::fs::create_dir_all(&bodies)?;
+    let mut entries = Vec::new();
+    for workload in table() {
+        let mut entry = serde_json::to_value(workload)?;
+        if !workload.sample.body.is_empty() {
+            let file = bodies.join(format!("{}.body", workload.name));
+            std::fs::write(&file, &workload.sample.body)?;
+            entry["sample"]["body_file"] = json!(file.to_string_lossy());
+        }
+        entries.push(entry);
+    }
+    let text = serde_json::to_string_pretty(&entries)?;
+    std::fs::write(dir.join("table.json"), text + "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_writes_bodies_and_table() {
+        let dir = std::env::temp_dir().join(format!("spikard-export-{}", std::process::id()));
+        export(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(dir.join("table.json")).unwrap_or_default();
+        let entries: Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(entries.as_array().map(Vec::len), Some(table().len()));
+        let small = std::fs::read(dir.join("bodies/json-small.body")).unwrap_or_default();
+        assert_eq!(small, fixtures::JSON_SMALL.as_bytes());
+        assert_eq!(entries[0]["expected"]["kind"], "json");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn numbers_compare_as_numbers() {
