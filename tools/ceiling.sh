@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures the engine against the bare axum ceiling with oha, one workload at a time,
 # alternating the two servers so drift hits both. A run counts only if every answer was 2xx
-# and oha saw no transport error; otherwise it prints FAILED. The answers themselves are
+# and oha saw no transport error; otherwise it prints FAILED. Each server is run RUNS times
+# (default 3) and the median is reported. The answers themselves are
 # checked against the route table by `cargo test -p spikard-rust-workloads`.
 #
 #   tools/ceiling.sh                        # the five reference workloads, 10 s, c=50
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-50}
 WORKLOADS=("$@")
 [ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(json-small json-large path-int query-medium urlencoded-complex)
@@ -51,17 +53,19 @@ else:
 PY
 }
 
-printf '%-20s %12s %12s %8s\n' workload engine bare engine/bare
+printf '%-20s %10s %10s %12s   %s\n' workload engine bare engine/bare "runs (engine | bare)"
 for name in "${WORKLOADS[@]}"; do
-  engine=$(run "$name" 18100); bare=$(run "$name" 18101)
-  engine2=$(run "$name" 18100); bare2=$(run "$name" 18101)
-  python3 - "$name" "$engine" "$engine2" "$bare" "$bare2" <<'PY'
-import sys
+  results=()
+  for _ in $(seq "$RUNS"); do
+    results+=("$(run "$name" 18100)" "$(run "$name" 18101)")
+  done
+  python3 - "$name" "${results[@]}" <<'PY'
+import statistics, sys
 name, *vals = sys.argv[1:]
 if any(not v.isdigit() for v in vals):
-    print(f"{name:<20} " + " ".join(vals)); sys.exit()
-e1, e2, b1, b2 = map(int, vals)
-e, b = (e1 + e2) / 2, (b1 + b2) / 2
-print(f"{name:<20} {e:>12.0f} {b:>12.0f} {e / b:>8.2f}   (runs: engine {e1}, {e2}; bare {b1}, {b2})")
+    print(f"{name:<20} FAILED " + " ".join(v for v in vals if not v.isdigit())); sys.exit()
+engine, bare = list(map(int, vals[0::2])), list(map(int, vals[1::2]))
+e, b = statistics.median(engine), statistics.median(bare)
+print(f"{name:<20} {e:>10.0f} {b:>10.0f} {e / b:>12.2f}   {engine} | {bare}")
 PY
 done

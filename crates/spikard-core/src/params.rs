@@ -86,7 +86,7 @@ pub enum Value {
     DateTime(DateTime<FixedOffset>),
     NaiveDateTime(NaiveDateTime),
     List(Vec<Value>),
-    File(UploadFile),
+    File(Box<UploadFile>),
 }
 
 /// What a parameter is when it is absent from the request.
@@ -179,12 +179,47 @@ pub struct ParamPlan {
     reads_headers: bool,
     reads_form: bool,
     reads_files: bool,
+    path_keys: Keys,
+    query_keys: Keys,
+    form_keys: Keys,
+}
+
+/// The keys a plan reads from one source, in declaration order, with each parameter's
+/// position. Clients usually send keys in the declared order, so a lookup starts right after
+/// the previous hit and is then a single comparison.
+#[derive(Debug, Clone, Default)]
+struct Keys(Vec<(String, usize)>);
+
+impl Keys {
+    fn of(params: &[Param], source: Source) -> Self {
+        let keys = params.iter().enumerate();
+        Keys(
+            keys.filter(|(_, p)| p.source == source)
+                .map(|(i, p)| (p.key.clone(), i))
+                .collect(),
+        )
+    }
+
+    fn find(&self, key: &str, cursor: &mut usize) -> Option<usize> {
+        let start = (*cursor).min(self.0.len());
+        let (before, after) = self.0.split_at(start);
+        let hit = after
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|j| start + j)
+            .or_else(|| before.iter().position(|(k, _)| k == key))?;
+        *cursor = hit + 1;
+        Some(self.0[hit].1)
+    }
 }
 
 impl ParamPlan {
     pub fn new(params: Vec<Param>) -> Self {
         let has = |source| params.iter().any(|p| p.source == source);
         ParamPlan {
+            path_keys: Keys::of(&params, Source::Path),
+            query_keys: Keys::of(&params, Source::Query),
+            form_keys: Keys::of(&params, Source::Form),
             reads_query: has(Source::Query),
             reads_headers: has(Source::Header),
             reads_form: has(Source::Form),
@@ -208,27 +243,23 @@ impl ParamPlan {
         self.params.iter().position(|p| p.name == name)
     }
 
-    fn slot(&self, source: Source, key: &str) -> Option<usize> {
-        self.params
-            .iter()
-            .position(|p| p.source == source && p.key == key)
-    }
-
     /// Reads and converts every parameter; on failure lists every failed field.
     pub fn extract(&self, input: Inputs<'_>) -> Result<Vec<Value>, Error> {
         let mut raw: Vec<Raw<'_>> = (0..self.params.len()).map(|_| Raw::None).collect();
+        let mut cursor = 0;
         for (key, value) in input.path {
-            if let Some(i) = self.slot(Source::Path, key) {
+            if let Some(i) = self.path_keys.find(key, &mut cursor) {
                 raw[i].push(Cow::Borrowed(value));
             }
         }
         if self.reads_query {
             if let Some(query) = input.query {
+                let mut cursor = 0;
                 for pair in crate::urlencoded::pairs(query) {
                     let (key, value) = pair.map_err(|_| {
                         Error::BadRequest("the query string is not valid UTF-8".into())
                     })?;
-                    if let Some(i) = self.slot(Source::Query, &key) {
+                    if let Some(i) = self.query_keys.find(&key, &mut cursor) {
                         raw[i].push(value);
                     }
                 }
@@ -248,25 +279,31 @@ impl ParamPlan {
         match input.form {
             None => {}
             Some(FormData::UrlEncoded(body)) => {
-                let invalid = || Error::BadRequest("the body is not a valid URL-encoded form".into());
+                let invalid =
+                    || Error::BadRequest("the body is not a valid URL-encoded form".into());
                 let text = std::str::from_utf8(body).map_err(|_| invalid())?;
+                let mut cursor = 0;
                 for pair in crate::urlencoded::pairs(text) {
                     let (key, value) = pair.map_err(|_| invalid())?;
-                    if let Some(i) = self.slot(Source::Form, &key) {
+                    if let Some(i) = self.form_keys.find(&key, &mut cursor) {
                         raw[i].push(value);
                     }
                 }
             }
-            Some(FormData::Multipart { fields, files: uploads }) => {
+            Some(FormData::Multipart {
+                fields,
+                files: uploads,
+            }) => {
+                let mut cursor = 0;
                 for (key, value) in fields {
-                    if let Some(i) = self.slot(Source::Form, key.as_str()) {
+                    if let Some(i) = self.form_keys.find(key, &mut cursor) {
                         raw[i].push(Cow::Borrowed(value.as_str()));
                     }
                 }
                 if self.reads_files {
                     files.resize(self.params.len(), None);
                     for (key, file) in uploads {
-                        if let Some(i) = self.slot(Source::Form, key.as_str()) {
+                        if let Some(i) = self.form_keys.find(key, &mut cursor) {
                             if files[i].is_none() {
                                 files[i] = Some(file.clone());
                             }
@@ -281,7 +318,7 @@ impl ParamPlan {
         for (i, (param, raw)) in self.params.iter().zip(raw).enumerate() {
             if param.ty == ParamType::File {
                 match files.get_mut(i).and_then(Option::take) {
-                    Some(file) => values.push(Value::File(file)),
+                    Some(file) => values.push(Value::File(Box::new(file))),
                     None => values.push(absent(param, &mut errors)),
                 }
                 continue;

@@ -18,6 +18,8 @@ pub struct Request {
     plan: Arc<ParamPlan>,
     values: Vec<Value>,
     body: BodyData,
+    /// Where the next [`Request::param`] looks first: handlers usually read in plan order.
+    next: usize,
 }
 
 impl Request {
@@ -32,6 +34,7 @@ impl Request {
             plan,
             values,
             body,
+            next: 0,
         }
     }
 
@@ -53,10 +56,15 @@ impl Request {
     /// Moves parameter `name` out as a `T`. Asking for an undeclared parameter or the wrong
     /// type is a programming error, answered with a 500.
     pub fn param<T: FromValue>(&mut self, name: &str) -> Result<T, Error> {
-        let index = self
-            .plan
-            .index_of(name)
-            .ok_or_else(|| Error::Internal(format!("parameter {name:?} is not declared")))?;
+        let params = self.plan.params();
+        let index = match params.get(self.next) {
+            Some(param) if param.name == name => self.next,
+            _ => self
+                .plan
+                .index_of(name)
+                .ok_or_else(|| Error::Internal(format!("parameter {name:?} is not declared")))?,
+        };
+        self.next = index + 1;
         let value = std::mem::replace(&mut self.values[index], Value::Null);
         T::from_value(value)
             .ok_or_else(|| Error::Internal(format!("parameter {name:?} has another type")))
@@ -118,7 +126,6 @@ from_value!(
     bool => Bool,
     Uuid => Uuid,
     NaiveDate => Date,
-    UploadFile => File,
 );
 
 impl FromValue for Value {
@@ -140,6 +147,15 @@ impl<T: FromValue> FromValue for Vec<T> {
     fn from_value(value: Value) -> Option<Self> {
         match value {
             Value::List(items) => items.into_iter().map(T::from_value).collect(),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for UploadFile {
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::File(file) => Some(*file),
             _ => None,
         }
     }

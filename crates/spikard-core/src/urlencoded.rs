@@ -4,7 +4,6 @@
 //! decodes to invalid UTF-8 is an error (a malformed `%` escape is kept literally, as
 //! browsers do).
 
-use percent_encoding::percent_decode;
 use std::borrow::Cow;
 
 /// The input decodes to bytes that are not UTF-8.
@@ -24,20 +23,45 @@ pub fn pairs(
         })
 }
 
-/// Decodes one component: `+` is a space, `%XX` a byte.
+/// Decodes one component: `+` is a space, `%XX` a byte; one pass, one allocation.
 pub fn decode(text: &str) -> Result<Cow<'_, str>, InvalidUtf8> {
-    if !text.bytes().any(|b| b == b'+' || b == b'%') {
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| b == b'+' || b == b'%') else {
         return Ok(Cow::Borrowed(text));
-    }
-    let spaced: Cow<'_, str> = if text.contains('+') {
-        Cow::Owned(text.replace('+', " "))
-    } else {
-        Cow::Borrowed(text)
     };
-    let decoded = percent_decode(spaced.as_bytes())
-        .decode_utf8()
-        .map_err(|_| InvalidUtf8)?;
-    Ok(Cow::Owned(decoded.into_owned()))
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                // A malformed escape stays as it was sent.
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| InvalidUtf8)
+}
+
+fn hex(digit: &u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +89,11 @@ mod tests {
         );
         assert_eq!(collect("a=100%"), vec![("a".into(), "100%".into())]);
         assert_eq!(collect("q=%2B1"), vec![("q".into(), "+1".into())]);
+        assert_eq!(collect("x=%zz%4"), vec![("x".into(), "%zz%4".into())]);
+        assert_eq!(
+            collect("c=caf%C3%A9+%e2%9c%93"),
+            vec![("c".into(), "café ✓".into())]
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         return match spikard_workloads::export(dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("spikard-rust-workloads: cannot write {}: {err}", dir.display());
+                eprintln!(
+                    "spikard-rust-workloads: cannot write {}: {err}",
+                    dir.display()
+                );
                 ExitCode::FAILURE
             }
         };
