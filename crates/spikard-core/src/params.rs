@@ -603,6 +603,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_in_any_order_and_repeated() {
+        let plan = ParamPlan::new(vec![
+            Param::query("a", ParamType::INT),
+            Param::query("b", ParamType::INT),
+            Param::query("c", ParamType::repeated(Scalar::Int)),
+        ]);
+        let values = run(&plan, "c=1&b=2&c=3&a=4&zz=5").unwrap_or_default();
+        assert_eq!(
+            values,
+            vec![
+                Value::Int(4),
+                Value::Int(2),
+                Value::List(vec![Value::Int(1), Value::Int(3)])
+            ]
+        );
+    }
+
+    #[test]
     fn dates_are_strict() {
         assert_eq!(
             parse_date("2024-01-15"),
