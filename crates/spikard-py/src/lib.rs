@@ -1,0 +1,19 @@
+//! The `spikard._spikard` extension module: Python functions as handlers of the Spikard
+//! engine. The Python-facing API lives in `python/spikard`; this crate holds the engine side.
+
+mod app;
+mod convert;
+mod handler;
+mod response;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<app::PyApp>()?;
+    module.add_class::<app::ServerHandle>()?;
+    module.add_class::<response::PyResponse>()?;
+    module.add_class::<response::PyEvent>()?;
+    handler::register(module)?;
+    Ok(())
+}

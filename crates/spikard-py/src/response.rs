@@ -1,0 +1,128 @@
+//! `Response` and `Event`, the classes a Python handler returns to control status, headers
+//! and content type, or the fields of a server-sent event.
+
+use crate::handler::body_response;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use spikard_core::{Event, HeaderValue, Response, StatusCode};
+
+/// `Response(content=None, status=200, headers=None, media_type=None)`.
+#[pyclass(name = "Response", module = "spikard", frozen)]
+pub struct PyResponse {
+    #[pyo3(get)]
+    content: Py<PyAny>,
+    #[pyo3(get)]
+    status: u16,
+    headers: Vec<(String, String)>,
+    #[pyo3(get)]
+    media_type: Option<String>,
+}
+
+#[pymethods]
+impl PyResponse {
+    #[new]
+    #[pyo3(signature = (content=None, status=200, headers=None, media_type=None))]
+    fn new(
+        content: Option<Py<PyAny>>,
+        status: u16,
+        headers: Option<&Bound<'_, PyDict>>,
+        media_type: Option<String>,
+        py: Python<'_>,
+    ) -> PyResult<Self> {
+        StatusCode::from_u16(status).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("invalid status {status}"))
+        })?;
+        let mut pairs = Vec::new();
+        if let Some(headers) = headers {
+            for (name, value) in headers.iter() {
+                pairs.push((name.extract::<String>()?, value.extract::<String>()?));
+            }
+        }
+        Ok(PyResponse {
+            content: content.unwrap_or_else(|| py.None()),
+            status,
+            headers: pairs,
+            media_type,
+        })
+    }
+
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in &self.headers {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Response(status={})", self.status)
+    }
+}
+
+impl PyResponse {
+    pub fn to_response(&self, py: Python<'_>) -> PyResult<Response> {
+        let content = self.content.bind(py);
+        let mut response = if content.is_none() {
+            Response::default()
+        } else {
+            body_response(content)?
+        };
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let headers = response.headers_mut();
+        let invalid =
+            |what: &str| pyo3::exceptions::PyValueError::new_err(format!("invalid header {what}"));
+        if let Some(media_type) = &self.media_type {
+            let value = HeaderValue::from_str(media_type).map_err(|_| invalid(media_type))?;
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        for (name, value) in &self.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(name))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid(value))?;
+            headers.append(name, value);
+        }
+        Ok(response)
+    }
+}
+
+/// `Event(data, event=None, id=None)`: one server-sent event; `data` that is not a str is
+/// sent as JSON.
+#[pyclass(name = "Event", module = "spikard", frozen)]
+pub struct PyEvent {
+    data: Py<PyAny>,
+    #[pyo3(get)]
+    event: Option<String>,
+    #[pyo3(get)]
+    id: Option<String>,
+}
+
+#[pymethods]
+impl PyEvent {
+    #[new]
+    #[pyo3(signature = (data, event=None, id=None))]
+    fn new(data: Py<PyAny>, event: Option<String>, id: Option<String>) -> Self {
+        PyEvent { data, event, id }
+    }
+
+    #[getter]
+    fn data(&self, py: Python<'_>) -> Py<PyAny> {
+        self.data.clone_ref(py)
+    }
+}
+
+impl PyEvent {
+    pub fn to_event(&self, py: Python<'_>) -> Event {
+        let data = self.data.bind(py);
+        let data = match data.extract::<String>() {
+            Ok(text) => text,
+            Err(_) => crate::convert::py_to_json(data)
+                .map(|json| String::from_utf8_lossy(&json).into_owned())
+                .unwrap_or_default(),
+        };
+        Event {
+            event: self.event.clone(),
+            id: self.id.clone(),
+            data,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+"""The application: route decorators and serving."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import sys
+from typing import Any, Callable, TypeVar
+
+from . import _spikard
+from ._compile import RegistrationError, compile_handler, path_captures
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_BODY_LIMIT = 2 * 1024 * 1024
+
+
+class Spikard:
+    """A Spikard application.
+
+    >>> app = Spikard()
+    >>> @app.get("/items/{item_id}")
+    ... def get_item(item_id: int, q: str | None = None) -> dict:
+    ...     return {"item_id": item_id, "q": q}
+    """
+
+    def __init__(self, *, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
+        self._app = _spikard.App(body_limit)
+
+    # -- registration -------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> Callable[[F], F]:
+        def register(func: F) -> F:
+            params, body = compile_handler(func, path)
+            event_stream = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+            self._app.add_route(
+                method.upper(),
+                path,
+                func,
+                params,
+                body,
+                inspect.iscoroutinefunction(func),
+                event_stream,
+                getattr(func, "__qualname__", repr(func)),
+            )
+            return func
+
+        return register
+
+    def get(self, path: str) -> Callable[[F], F]:
+        return self.route("GET", path)
+
+    def post(self, path: str) -> Callable[[F], F]:
+        return self.route("POST", path)
+
+    def put(self, path: str) -> Callable[[F], F]:
+        return self.route("PUT", path)
+
+    def patch(self, path: str) -> Callable[[F], F]:
+        return self.route("PATCH", path)
+
+    def delete(self, path: str) -> Callable[[F], F]:
+        return self.route("DELETE", path)
+
+    def websocket(self, path: str) -> Callable[[F], F]:
+        """A WebSocket route. The handler is called with every text (``str``) or binary
+        (``bytes``) message; what it returns (``str``, ``bytes``, or a dict/list sent as JSON
+        text) is sent back, ``None`` sends nothing."""
+
+        def register(func: F) -> F:
+            name = getattr(func, "__qualname__", repr(func))
+            if path_captures(path):
+                raise RegistrationError(f"handler {name}: WebSocket paths take no parameters")
+            if len(inspect.signature(func).parameters) != 1:
+                raise RegistrationError(f"handler {name}: a WebSocket handler takes one argument, the message")
+            self._app.add_websocket(path, func, inspect.iscoroutinefunction(func), name)
+            return func
+
+        return register
+
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of every route."""
+        return [tuple(r) for r in self._app.endpoints()]  # type: ignore[misc]
+
+    # -- serving ------------------------------------------------------------------------
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+        """Serves until SIGINT or SIGTERM. ``workers`` > 1 forks that many processes that
+        share the port (SO_REUSEPORT); each runs its own interpreter and engine thread."""
+        if workers <= 1:
+            self._app.serve(host, port, False)
+            return
+        if port == 0:
+            raise ValueError("workers > 1 need a fixed port")
+        children: list[int] = []
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # a worker
+                code = 0
+                try:
+                    self._app.serve(host, port, True)
+                except BaseException as exc:  # noqa: BLE001 - report and exit non-zero
+                    print(f"spikard: worker failed: {exc!r}", file=sys.stderr)
+                    code = 1
+                finally:
+                    os._exit(code)
+            children.append(pid)
+
+        def forward(signum: int, _frame: Any) -> None:
+            for child in children:
+                try:
+                    os.kill(child, signum)
+                except ProcessLookupError:
+                    pass
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        failed = False
+        for child in children:
+            _, status = os.waitpid(child, 0)
+            failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
+        if failed:
+            raise SystemExit(1)
+
+    def _start(self, host: str = "127.0.0.1", port: int = 0) -> Any:
+        """Serves on a background thread; returns a handle with ``.port`` and ``.stop()``."""
+        return self._app.start(host, port)
