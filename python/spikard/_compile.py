@@ -1,7 +1,7 @@
 """Compiling a handler's signature, once, into the engine's parameter plan.
 
 Nothing here runs per request: the engine receives a list of parameter specs
-``(name, source, type, required, default, key)`` and a body spec, and from then on parses and
+``(name, source, type, required, default, key, bounds)`` and a body spec, and from then on parses and
 validates every request in Rust and calls the function with finished values.
 """
 
@@ -174,7 +174,12 @@ def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any
                 raise fail(pname, f"has unsupported type {tp!r} for a {source} parameter")
         required = default is _MISSING and not optional
         default_value = None if default is _MISSING else default
-        params.append((pname, source, type_spec, required, default_value, key))
+        bounds = None
+        if marker is not None and (marker.ge is not None or marker.le is not None):
+            if type_spec != "int":
+                raise fail(pname, "has ge/le bounds, which only int parameters take")
+            bounds = (marker.ge if marker.ge is not None else -(2**63), marker.le if marker.le is not None else 2**63 - 1)
+        params.append((pname, source, type_spec, required, default_value, key, bounds))
 
     missing = [c for c in captures if c not in seen_captures]
     if missing:

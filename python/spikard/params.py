@@ -1,6 +1,6 @@
 """Markers that say where a handler parameter comes from.
 
-Use them as defaults (``q: str = Query()``) or in ``Annotated[str, Query()]``. Without a
+``ge``/``le`` bound an integer parameter (inclusive). Use them as defaults (``q: str = Query()``) or in ``Annotated[str, Query()]``. Without a
 marker, a parameter named like a ``{capture}`` of the path is a path parameter, an
 ``UploadFile`` is a form file, a dict, list, dataclass, TypedDict or msgspec Struct is the JSON
 body, and anything else is a query parameter.
@@ -16,9 +16,11 @@ _MISSING: Any = object()
 class _Marker:
     source: str = ""
 
-    def __init__(self, default: Any = _MISSING, *, alias: str | None = None) -> None:
+    def __init__(self, default: Any = _MISSING, *, alias: str | None = None, ge: int | None = None, le: int | None = None) -> None:
         self.default = default
         self.alias = alias
+        self.ge = ge
+        self.le = le
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(default={self.default!r}, alias={self.alias!r})"
@@ -34,8 +36,10 @@ class Query(_Marker):
 
     source = "query"
 
-    def __init__(self, default: Any = _MISSING, *, alias: str | None = None, csv: bool = False) -> None:
-        super().__init__(default, alias=alias)
+    def __init__(
+        self, default: Any = _MISSING, *, alias: str | None = None, ge: int | None = None, le: int | None = None, csv: bool = False
+    ) -> None:
+        super().__init__(default, alias=alias, ge=ge, le=le)
         self.csv = csv
 
 

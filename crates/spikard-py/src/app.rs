@@ -118,7 +118,7 @@ impl PyApp {
         }
     }
 
-    /// Registers a route. `params` are `(name, source, type, required, default, key)` in the
+    /// Registers a route. `params` are `(name, source, type, required, default, key, bounds)` in the
     /// order of the function's arguments (the body excluded); `body` is `None` or
     /// `(position, "json" | "bytes" | decoder)`.
     #[pyo3(signature = (method, path, func, params, body, is_async, event_stream, name))]
@@ -139,18 +139,23 @@ impl PyApp {
         let mut plan = Vec::with_capacity(params.len());
         let mut has_form = false;
         for spec in params.iter() {
-            let (pname, src, ty, required, default, key): (
+            #[allow(clippy::type_complexity)]
+            let (pname, src, ty, required, default, key, bounds): (
                 String,
                 String,
                 Bound<'_, PyAny>,
                 bool,
                 Bound<'_, PyAny>,
                 String,
+                Option<(i64, i64)>,
             ) = spec.extract()?;
             let ty = param_type(&ty)?;
             let src = source(&src)?;
             has_form |= src == Source::Form;
             let mut param = Param::new(pname, src, ty.clone()).key(key);
+            if let Some((min, max)) = bounds {
+                param = param.range(min, max);
+            }
             if !required {
                 param = if default.is_none() {
                     param.optional()

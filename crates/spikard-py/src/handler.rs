@@ -200,8 +200,11 @@ fn decode_typed<'py>(
                 .name()
                 .map(|n| n.to_string() == "ValidationError")
                 .unwrap_or(false);
-            if !is_validation {
-                return Error::BadRequest(format!("the body is not valid JSON: {msg}"));
+            // A shape error in a document that is not JSON at all is a 400, not a 422.
+            let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
+            if !is_validation || syntax.is_some() {
+                let why = syntax.map(|e| e.to_string()).unwrap_or(msg);
+                return Error::BadRequest(format!("the body is not valid JSON: {why}"));
             }
             let mut loc = vec![LocPart::Key("body".into())];
             if let Some((text, path)) = msg.rsplit_once(" - at `$") {

@@ -1,0 +1,321 @@
+"""The Python API itself: parameter types and markers, body types, return types, sync and
+async handlers, concurrency, exceptions, SSE, WebSocket, workers and registration errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Literal, Optional, TypedDict
+
+import msgspec
+import pytest
+from websockets.sync.client import connect
+
+from conftest import start_server, stop_server
+from http_util import send
+from spikard import Body, Event, Form, Header, Path, Query, RegistrationError, Response, Spikard, TestClient, UploadFile
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
+
+
+class Person(TypedDict):
+    name: str
+    age: int
+
+
+class Pet(msgspec.Struct):
+    name: str
+    legs: int = 4
+
+
+def make_app() -> Spikard:
+    app = Spikard()
+
+    @app.get("/types/{i}/{f}/{b}/{u}/{d}")
+    def types(i: int, f: float, b: bool, u: uuid.UUID, d: datetime.date) -> dict:
+        assert isinstance(u, uuid.UUID) and isinstance(d, datetime.date)
+        return {"i": i, "f": f, "b": b, "u": str(u), "d": d.isoformat(), "kinds": [type(v).__name__ for v in (i, f, b)]}
+
+    @app.get("/query")
+    def query(
+        when: datetime.datetime,
+        ids: list[int] = [],  # noqa: B006
+        csv: Annotated[list[str], Query(csv=True)] = [],  # noqa: B006
+        mode: Literal["a", "b"] = "a",
+        maybe: Optional[int] = None,
+        renamed: Annotated[str, Query(alias="other-name")] = "dflt",
+    ) -> dict:
+        return {"when": when.isoformat(), "ids": ids, "csv": csv, "mode": mode, "maybe": maybe, "renamed": renamed}
+
+    @app.get("/header")
+    def header(x_token: Annotated[str, Header()], x_count: int = Header(0)) -> dict:
+        return {"token": x_token, "count": x_count}
+
+    @app.post("/form")
+    def form(name: str = Form(), tags: list[str] = Form([])) -> dict:  # noqa: B006
+        return {"name": name, "tags": tags}
+
+    @app.post("/upload")
+    def upload(file: UploadFile, note: str = Form("none")) -> dict:
+        return {"name": file.filename, "type": file.content_type, "size": file.size, "note": note, "head": file.read()[:3].decode()}
+
+    @app.post("/body/dict")
+    def body_dict(body: dict) -> dict:
+        return {"keys": sorted(body)}
+
+    @app.post("/body/list")
+    def body_list(items: list) -> list:
+        return list(reversed(items))
+
+    @app.post("/body/dataclass")
+    def body_dataclass(p: Point) -> Point:
+        assert isinstance(p, Point)
+        return Point(p.x * 2, p.y * 2)
+
+    @app.post("/body/typeddict")
+    def body_typeddict(person: Person) -> dict:
+        return {"greeting": f"hi {person['name']}", "next": person["age"] + 1}
+
+    @app.post("/body/struct/{owner}")
+    def body_struct(owner: str, pet: Pet) -> dict:
+        return {"owner": owner, "pet": pet}
+
+    @app.post("/body/raw")
+    def body_raw(data: Annotated[bytes, Body()]) -> bytes:
+        return data[::-1]
+
+    @app.get("/returns/{kind}")
+    def returns(kind: str):  # noqa: ANN201 - many return types
+        return {
+            "str": "plain text",
+            "bytes": b"\x00\x01",
+            "none": None,
+            "list": [1, "two", 3.5, None, True],
+            "struct": Pet("rex", 3),
+            "dataclass": Point(1, 2.5),
+            "response": Response({"made": True}, status=201, headers={"x-extra": "yes"}),
+            "html": Response("<b>hi</b>", media_type="text/html"),
+            "nested": {"when": datetime.date(2024, 5, 6), "id": uuid.UUID(int=1), "pet": Pet("a")},
+        }[kind]
+
+    @app.get("/async/{n}")
+    async def async_plain(n: int) -> dict:
+        return {"n": n * 2}
+
+    @app.get("/async-sleep")
+    async def async_sleep(ms: int) -> dict:
+        await asyncio.sleep(ms / 1000)
+        task = asyncio.ensure_future(asyncio.sleep(0, result="inner"))
+        return {"slept": ms, "task": await task}
+
+    waiting = {"count": 0}
+    cond_holder: dict = {}
+
+    @app.get("/barrier")
+    async def barrier(n: int) -> dict:
+        # Each request waits until n requests are waiting at once: only concurrent awaiting passes.
+        cond = cond_holder.setdefault("cond", asyncio.Condition())
+        async with cond:
+            waiting["count"] += 1
+            cond.notify_all()
+            try:
+                await asyncio.wait_for(cond.wait_for(lambda: waiting["count"] >= n), timeout=10)
+            except asyncio.TimeoutError:
+                return {"ok": False}
+        return {"ok": True}
+
+    @app.get("/raise")
+    def raises() -> dict:
+        raise ValueError("boom")
+
+    @app.get("/async-raise")
+    async def async_raises() -> dict:
+        await asyncio.sleep(0.001)
+        raise KeyError("late boom")
+
+    @app.get("/events")
+    def events(n: int):  # noqa: ANN201
+        for i in range(n):
+            yield {"i": i} if i % 2 else Event(f"line {i}", event="text", id=str(i))
+
+    @app.get("/aevents")
+    async def aevents(n: int):  # noqa: ANN201
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield f"a{i}"
+
+    @app.websocket("/ws/upper")
+    def upper(message: str | bytes):  # noqa: ANN201
+        return message.upper() if isinstance(message, str) else bytes(reversed(message))
+
+    @app.websocket("/ws/async")
+    async def ws_async(message: str | bytes) -> dict:
+        await asyncio.sleep(0)
+        return {"len": len(message)}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def client():  # noqa: ANN201
+    with TestClient(make_app()) as c:
+        yield c
+
+
+def test_path_parameter_types(client: TestClient) -> None:
+    u = uuid.uuid4()
+    body = client.get(f"/types/-4/2.5/true/{u}/2024-03-01").json()
+    assert body == {"i": -4, "f": 2.5, "b": True, "u": str(u), "d": "2024-03-01", "kinds": ["int", "float", "bool"]}
+    assert client.get(f"/types/x/y/maybe/{u}/2024-03-01").status_code == 422
+
+
+def test_query_types_lists_enums_aliases(client: TestClient) -> None:
+    body = client.get("/query?when=2024-01-02T03:04:05Z&ids=1&ids=2&csv=a,b&mode=b&maybe=7&other-name=r").json()
+    assert body == {"when": "2024-01-02T03:04:05+00:00", "ids": [1, 2], "csv": ["a", "b"], "mode": "b", "maybe": 7, "renamed": "r"}
+    body = client.get("/query?when=2024-01-02T03:04:05").json()
+    assert body["ids"] == [] and body["mode"] == "a" and body["maybe"] is None and body["renamed"] == "dflt"
+    errors = client.get("/query?ids=x&mode=c").json()["errors"]
+    assert [e["loc"] for e in errors] == [["query", "when"], ["query", "ids", 0], ["query", "mode"]]
+
+
+def test_headers(client: TestClient) -> None:
+    assert client.get("/header", headers={"X-Token": "t1", "X-Count": "3"}).json() == {"token": "t1", "count": 3}
+    assert client.get("/header", headers={"X-Token": "t2"}).json() == {"token": "t2", "count": 0}
+    assert client.get("/header").json()["errors"][0]["loc"] == ["header", "x_token"]
+
+
+def test_forms_and_uploads(client: TestClient) -> None:
+    assert client.post("/form", data={"name": "n", "tags": ["a", "b"]}).json() == {"name": "n", "tags": ["a", "b"]}
+    assert client.post("/form", data={"name": "m"}, files={}).json() == {"name": "m", "tags": []}
+    reply = client.post("/upload", files={"file": ("f.txt", b"abcdef", "text/plain")}, data={"note": "hey"})
+    assert reply.json() == {"name": "f.txt", "type": "text/plain", "size": 6, "note": "hey", "head": "abc"}
+    assert client.post("/upload", data={"note": "x"}).status_code == 415
+
+
+def test_body_types(client: TestClient) -> None:
+    assert client.post("/body/dict", json={"b": 1, "a": 2}).json() == {"keys": ["a", "b"]}
+    assert client.post("/body/list", json=[1, 2, 3]).json() == [3, 2, 1]
+    assert client.post("/body/dataclass", json={"x": 2, "y": 1.5}).json() == {"x": 4, "y": 3.0}
+    assert client.post("/body/typeddict", json={"name": "Al", "age": 40}).json() == {"greeting": "hi Al", "next": 41}
+    assert client.post("/body/struct/me", json={"name": "rex"}).json() == {"owner": "me", "pet": {"name": "rex", "legs": 4}}
+    assert client.post("/body/raw", content=b"abc").content == b"cba"
+    assert client.post("/body/dataclass", json={"x": "no"}).json()["errors"][0]["loc"] == ["body", "x"]
+    assert client.post("/body/dict", content="{", headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_return_types(client: TestClient) -> None:
+    r = client.get("/returns/str")
+    assert (r.status_code, r.headers["content-type"], r.text) == (200, "text/plain; charset=utf-8", "plain text")
+    r = client.get("/returns/bytes")
+    assert (r.headers["content-type"], r.content) == ("application/octet-stream", b"\x00\x01")
+    assert client.get("/returns/none").status_code == 204
+    assert client.get("/returns/list").json() == [1, "two", 3.5, None, True]
+    assert client.get("/returns/struct").json() == {"name": "rex", "legs": 3}
+    assert client.get("/returns/dataclass").json() == {"x": 1, "y": 2.5}
+    r = client.get("/returns/response")
+    assert (r.status_code, r.headers["x-extra"], r.json()) == (201, "yes", {"made": True})
+    r = client.get("/returns/html")
+    assert (r.headers["content-type"], r.text) == ("text/html", "<b>hi</b>")
+    assert client.get("/returns/nested").json() == {
+        "when": "2024-05-06", "id": "00000000-0000-0000-0000-000000000001", "pet": {"name": "a", "legs": 4}}
+
+
+def test_async_handlers(client: TestClient) -> None:
+    assert client.get("/async/21").json() == {"n": 42}
+    assert client.get("/async-sleep?ms=15").json() == {"slept": 15, "task": "inner"}
+
+
+def test_async_handlers_wait_concurrently(client: TestClient) -> None:
+    n = 8
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(lambda _: client.get(f"/barrier?n={n}").json(), range(n)))
+    assert results == [{"ok": True}] * n
+
+
+def test_exceptions_are_500_and_serving_goes_on(client: TestClient, capfd: pytest.CaptureFixture[str]) -> None:
+    for path in ["/raise", "/async-raise"]:
+        r = client.get(path)
+        assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+        assert "boom" not in r.text
+        assert client.get("/async/1").json() == {"n": 2}
+    assert "ValueError: boom" in capfd.readouterr().err
+
+
+def test_event_streams(client: TestClient) -> None:
+    r = client.get("/events?n=3")
+    assert r.headers["content-type"] == "text/event-stream"
+    assert r.text == 'event: text\nid: 0\ndata: line 0\n\ndata: {"i":1}\n\nevent: text\nid: 2\ndata: line 2\n\n'
+    assert client.get("/aevents?n=3").text == "data: a0\n\ndata: a1\n\ndata: a2\n\n"
+
+
+def test_websockets(client: TestClient) -> None:
+    with connect(f"ws://127.0.0.1:{client.port}/ws/upper") as ws:
+        ws.send("abc")
+        assert ws.recv() == "ABC"
+        ws.send(b"\x01\x02")
+        assert ws.recv() == b"\x02\x01"
+    with connect(f"ws://127.0.0.1:{client.port}/ws/async") as ws:
+        ws.send("four")
+        assert ws.recv() == '{"len":4}'
+
+
+def test_registration_errors_name_handler_and_parameter() -> None:
+    app = Spikard()
+    with pytest.raises(RegistrationError, match=r"handler .*missing_param.*item_id"):
+        @app.get("/items/{item_id}")
+        def missing_param() -> dict:
+            return {}
+    with pytest.raises(RegistrationError, match=r"handler .*bad_type.*'when'.*unsupported"):
+        @app.get("/bad")
+        def bad_type(when: complex) -> dict:
+            return {}
+    with pytest.raises(RegistrationError, match=r"'rest'.*keyword-only"):
+        @app.get("/kw")
+        def kw(*, rest: int) -> dict:
+            return {}
+    with pytest.raises(RegistrationError, match=r"second body"):
+        @app.post("/two")
+        def two(a: dict, b: Pet) -> dict:
+            return {}
+
+
+def test_workers_share_the_port(table_dir) -> None:  # noqa: ANN001
+    proc, port = start_server(table_dir, workers=2)
+    try:
+        assert len(_children(proc.pid)) == 2
+        for n in range(40):
+            # A new connection each time: SO_REUSEPORT spreads them over the workers.
+            assert send(port, "GET", f"/path/int/{n}").json() == {"id": n}
+        assert len(_children(proc.pid)) == 2
+    finally:
+        assert stop_server(proc) == 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return []
+
+
+def test_test_client_runs_in_a_thread() -> None:
+    app = Spikard()
+    seen: list[str] = []
+
+    @app.get("/who")
+    def who() -> dict:
+        seen.append(threading.current_thread().name)
+        return {"ok": True}
+
+    with TestClient(app) as c:
+        assert c.get("/who").json() == {"ok": True}
+    assert seen and seen[0] != threading.current_thread().name
