@@ -1,28 +1,52 @@
 # Spikard: the targets a newcomer looks for.
 CARGO ?= cargo
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
 PORT_RUST ?= 8100
+PORT_PYTHON ?= 8200
+PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6"
 
-.PHONY: help setup build test serve-rust serve-bare oha ceiling fmt lint
+.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling fmt lint
 
 help:
-	@echo "make test        run every test (Rust unit and integration tests over real sockets)"
-	@echo "make build       release build of the workload servers"
+	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
+	@echo "make test        every test: cargo test, then pytest against real servers"
+	@echo "make build       release builds: workload servers and the Python extension"
 	@echo "make serve-rust  serve every workload with Rust handlers on port $(PORT_RUST)"
+	@echo "make serve-python serve every workload with Python handlers on port $(PORT_PYTHON)"
 	@echo "make serve-bare  serve the bare axum ceiling on port $(PORT_RUST)"
 	@echo "make ceiling     oha: engine against the bare axum ceiling (installs oha if missing)"
 	@echo "make fmt | lint  cargo fmt; fmt check and clippy -D warnings"
 
-setup:
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PY_DEPS)
+	touch $@
+
+setup: $(VENV)/.deps
 	@$(CARGO) --version >/dev/null
 
-build: setup
-	$(CARGO) build --release -p spikard-rust-workloads
+# The extension module, installed (editable) into the virtualenv.
+python-dev: setup
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q
 
-test: setup
+python-release: setup
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q --release
+
+build: python-release
+	$(CARGO) build --release -p spikard-rust-workloads -p spikard-python-workloads
+
+test: python-dev
 	$(CARGO) test --workspace
+	$(PY) -m pytest -q python/tests
 
 serve-rust: build
 	$(CARGO) run --release -p spikard-rust-workloads -- --port $(PORT_RUST)
+
+serve-python: build
+	target/release/spikard-python-workloads --port $(PORT_PYTHON)
 
 serve-bare: build
 	$(CARGO) run --release -p spikard-rust-workloads -- --port $(PORT_RUST) --bare
@@ -33,9 +57,12 @@ oha:
 ceiling: build oha
 	tools/ceiling.sh
 
-fmt:
+fmt: setup
 	$(CARGO) fmt --all
+	$(VENV)/bin/ruff format python
 
-lint:
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python
+	$(VENV)/bin/ruff format --check python

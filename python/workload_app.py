@@ -224,7 +224,10 @@ def query_many(
 
 @app.post("/urlencoded/simple")
 def urlencoded_simple(
-    name: Annotated[str, Form()], email: Annotated[str, Form()], age: Annotated[int, Form()], city: Annotated[str, Form()]
+    name: Annotated[str, Form()],
+    email: Annotated[str, Form()],
+    age: Annotated[int, Form()],
+    city: Annotated[str, Form()],
 ) -> dict:
     return {"name": name, "email": email, "age": age, "city": city}
 

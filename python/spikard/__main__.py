@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("app", help="module:attribute of the application, e.g. myapp:app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes sharing the port (default: one per CPU)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes sharing the port (default: one per CPU)"
+    )
     parser.add_argument(
         "--require-routes",
         metavar="TABLE_JSON",
-        help="refuse to start unless every route of this table (a JSON list of objects with 'method' and 'route') is served",
+        help="refuse to start unless every route of this table is served "
+        "(a JSON list of objects with 'name', 'method' and 'route')",
     )
     args = parser.parse_args(argv)
     app = _load(args.app)
@@ -37,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.require_routes) as f:
             table = json.load(f)
         served = set(app.routes)
-        missing = [f"{w['name']} ({w['method']} {w['route']})" for w in table if (w["method"], w["route"]) not in served]
+        missing = [
+            f"{w['name']} ({w['method']} {w['route']})" for w in table if (w["method"], w["route"]) not in served
+        ]
         if missing:
             raise SystemExit("spikard: refusing to start: routes of the table not served: " + ", ".join(missing))
     app.run(host=args.host, port=args.port, workers=args.workers)

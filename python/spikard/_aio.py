@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import types
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None

@@ -14,10 +14,11 @@ import re
 import types
 import typing
 import uuid
-from typing import Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal, Union
 
 from ._upload import UploadFile
-from .params import _MISSING, Body, Form, Header, Path, Query, _Marker
+from .params import _MISSING, Body, Query, _Marker
 
 try:  # msgspec decodes typed bodies (dataclasses, TypedDicts, Structs) in C.
     import msgspec
@@ -178,7 +179,10 @@ def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any
         if marker is not None and (marker.ge is not None or marker.le is not None):
             if type_spec != "int":
                 raise fail(pname, "has ge/le bounds, which only int parameters take")
-            bounds = (marker.ge if marker.ge is not None else -(2**63), marker.le if marker.le is not None else 2**63 - 1)
+            bounds = (
+                marker.ge if marker.ge is not None else -(2**63),
+                marker.le if marker.le is not None else 2**63 - 1,
+            )
         params.append((pname, source, type_spec, required, default_value, key, bounds))
 
     missing = [c for c in captures if c not in seen_captures]

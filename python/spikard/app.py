@@ -6,7 +6,8 @@ import inspect
 import os
 import signal
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _spikard
 from ._compile import RegistrationError, compile_handler, path_captures

@@ -1,9 +1,10 @@
 """Markers that say where a handler parameter comes from.
 
-``ge``/``le`` bound an integer parameter (inclusive). Use them as defaults (``q: str = Query()``) or in ``Annotated[str, Query()]``. Without a
-marker, a parameter named like a ``{capture}`` of the path is a path parameter, an
-``UploadFile`` is a form file, a dict, list, dataclass, TypedDict or msgspec Struct is the JSON
-body, and anything else is a query parameter.
+Use them as defaults (``q: str = Query()``) or in ``Annotated[str, Query()]``; ``ge``/``le``
+bound an integer parameter (inclusive). Without a marker, a parameter named like a
+``{capture}`` of the path is a path parameter, an ``UploadFile`` is a form file, a dict, list,
+dataclass, TypedDict or msgspec Struct is the JSON body, and anything else is a query
+parameter.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ _MISSING: Any = object()
 class _Marker:
     source: str = ""
 
-    def __init__(self, default: Any = _MISSING, *, alias: str | None = None, ge: int | None = None, le: int | None = None) -> None:
+    def __init__(
+        self, default: Any = _MISSING, *, alias: str | None = None, ge: int | None = None, le: int | None = None
+    ) -> None:
         self.default = default
         self.alias = alias
         self.ge = ge
@@ -37,7 +40,13 @@ class Query(_Marker):
     source = "query"
 
     def __init__(
-        self, default: Any = _MISSING, *, alias: str | None = None, ge: int | None = None, le: int | None = None, csv: bool = False
+        self,
+        default: Any = _MISSING,
+        *,
+        alias: str | None = None,
+        ge: int | None = None,
+        le: int | None = None,
+        csv: bool = False,
     ) -> None:
         super().__init__(default, alias=alias, ge=ge, le=le)
         self.csv = csv

@@ -5,7 +5,8 @@ from __future__ import annotations
 import http.client
 import json as _json
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from .app import Spikard
@@ -49,7 +50,7 @@ class TestClient:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "TestClient":
+    def __enter__(self) -> TestClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -109,9 +110,7 @@ def _multipart(fields: Mapping[str, Any], files: Mapping[str, tuple[str, bytes, 
     boundary = uuid.uuid4().hex
     parts: list[bytes] = []
     for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     for name, (filename, data, content_type) in files.items():
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -54,8 +54,18 @@ def table(table_dir: Path) -> list[dict]:
 def start_server(table_dir: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spikard", "workload_app:app", "--port", str(port), "--workers", str(workers),
-         "--require-routes", str(table_dir / "table.json")],
+        [
+            sys.executable,
+            "-m",
+            "spikard",
+            "workload_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--require-routes",
+            str(table_dir / "table.json"),
+        ],
         cwd=ROOT / "python",
         start_new_session=True,
     )

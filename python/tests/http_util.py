@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass
@@ -33,7 +34,9 @@ class Reply:
         return [e["loc"] for e in self.problem(422)["errors"]]
 
 
-def send(port: int, method: str, target: str, body: bytes | str | None = None, headers: Mapping[str, str] | None = None) -> Reply:
+def send(
+    port: int, method: str, target: str, body: bytes | str | None = None, headers: Mapping[str, str] | None = None
+) -> Reply:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request(method, target, body=body, headers=dict(headers or {}))
@@ -62,7 +65,7 @@ def json_matches(expected: Any, actual: Any, at: str = "$") -> None:
             json_matches(expected[key], actual[key], f"{at}.{key}")
     elif isinstance(expected, list) and isinstance(actual, list):
         assert len(expected) == len(actual), f"at {at}: {len(actual)} items, expected {len(expected)}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
             json_matches(e, a, f"{at}[{i}]")
     else:
         assert expected == actual, f"at {at}: expected {expected!r}, got {actual!r}"

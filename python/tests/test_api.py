@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from conftest import start_server, stop_server
 from http_util import send
-from spikard import Body, Event, Form, Header, Path, Query, RegistrationError, Response, Spikard, TestClient, UploadFile
+from spikard import Body, Event, Form, Header, Query, RegistrationError, Response, Spikard, TestClient, UploadFile
 
 
 @dataclasses.dataclass
@@ -65,7 +65,13 @@ def make_app() -> Spikard:
 
     @app.post("/upload")
     def upload(file: UploadFile, note: str = Form("none")) -> dict:
-        return {"name": file.filename, "type": file.content_type, "size": file.size, "note": note, "head": file.read()[:3].decode()}
+        return {
+            "name": file.filename,
+            "type": file.content_type,
+            "size": file.size,
+            "note": note,
+            "head": file.read()[:3].decode(),
+        }
 
     @app.post("/body/dict")
     def body_dict(body: dict) -> dict:
@@ -128,7 +134,7 @@ def make_app() -> Spikard:
             cond.notify_all()
             try:
                 await asyncio.wait_for(cond.wait_for(lambda: waiting["count"] >= n), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return {"ok": False}
         return {"ok": True}
 
@@ -179,7 +185,14 @@ def test_path_parameter_types(client: TestClient) -> None:
 
 def test_query_types_lists_enums_aliases(client: TestClient) -> None:
     body = client.get("/query?when=2024-01-02T03:04:05Z&ids=1&ids=2&csv=a,b&mode=b&maybe=7&other-name=r").json()
-    assert body == {"when": "2024-01-02T03:04:05+00:00", "ids": [1, 2], "csv": ["a", "b"], "mode": "b", "maybe": 7, "renamed": "r"}
+    assert body == {
+        "when": "2024-01-02T03:04:05+00:00",
+        "ids": [1, 2],
+        "csv": ["a", "b"],
+        "mode": "b",
+        "maybe": 7,
+        "renamed": "r",
+    }
     body = client.get("/query?when=2024-01-02T03:04:05").json()
     assert body["ids"] == [] and body["mode"] == "a" and body["maybe"] is None and body["renamed"] == "dflt"
     errors = client.get("/query?ids=x&mode=c").json()["errors"]
@@ -205,7 +218,10 @@ def test_body_types(client: TestClient) -> None:
     assert client.post("/body/list", json=[1, 2, 3]).json() == [3, 2, 1]
     assert client.post("/body/dataclass", json={"x": 2, "y": 1.5}).json() == {"x": 4, "y": 3.0}
     assert client.post("/body/typeddict", json={"name": "Al", "age": 40}).json() == {"greeting": "hi Al", "next": 41}
-    assert client.post("/body/struct/me", json={"name": "rex"}).json() == {"owner": "me", "pet": {"name": "rex", "legs": 4}}
+    assert client.post("/body/struct/me", json={"name": "rex"}).json() == {
+        "owner": "me",
+        "pet": {"name": "rex", "legs": 4},
+    }
     assert client.post("/body/raw", content=b"abc").content == b"cba"
     assert client.post("/body/dataclass", json={"x": "no"}).json()["errors"][0]["loc"] == ["body", "x"]
     assert client.post("/body/dict", content="{", headers={"content-type": "application/json"}).status_code == 400
@@ -225,7 +241,10 @@ def test_return_types(client: TestClient) -> None:
     r = client.get("/returns/html")
     assert (r.headers["content-type"], r.text) == ("text/html", "<b>hi</b>")
     assert client.get("/returns/nested").json() == {
-        "when": "2024-05-06", "id": "00000000-0000-0000-0000-000000000001", "pet": {"name": "a", "legs": 4}}
+        "when": "2024-05-06",
+        "id": "00000000-0000-0000-0000-000000000001",
+        "pet": {"name": "a", "legs": 4},
+    }
 
 
 def test_async_handlers(client: TestClient) -> None:
@@ -270,18 +289,25 @@ def test_websockets(client: TestClient) -> None:
 def test_registration_errors_name_handler_and_parameter() -> None:
     app = Spikard()
     with pytest.raises(RegistrationError, match=r"handler .*missing_param.*item_id"):
+
         @app.get("/items/{item_id}")
         def missing_param() -> dict:
             return {}
+
     with pytest.raises(RegistrationError, match=r"handler .*bad_type.*'when'.*unsupported"):
+
         @app.get("/bad")
         def bad_type(when: complex) -> dict:
             return {}
+
     with pytest.raises(RegistrationError, match=r"'rest'.*keyword-only"):
+
         @app.get("/kw")
         def kw(*, rest: int) -> dict:
             return {}
+
     with pytest.raises(RegistrationError, match=r"second body"):
+
         @app.post("/two")
         def two(a: dict, b: Pet) -> dict:
             return {}

@@ -19,7 +19,10 @@ def test_malformed_bodies_are_400(server: int) -> None:
 
 def test_wrong_or_missing_fields_are_422_naming_each(server: int) -> None:
     assert send(server, "GET", "/query/few").error_locs() == [["query", "q"]]
-    assert send(server, "GET", "/query/few?q=a&page=abc&limit=1.5").error_locs() == [["query", "page"], ["query", "limit"]]
+    assert send(server, "GET", "/query/few?q=a&page=abc&limit=1.5").error_locs() == [
+        ["query", "page"],
+        ["query", "limit"],
+    ]
     for bad in ["abc", "1.5", "9223372036854775808"]:
         assert send(server, "GET", f"/path/int/{bad}").error_locs() == [["path", "id"]]
     assert send(server, "GET", "/path/uuid/nope").error_locs() == [["path", "id"]]

@@ -10,9 +10,27 @@ from websockets.sync.client import connect
 from http_util import check, json_matches, send, send_sample
 
 HTTP_WORKLOADS = [
-    "health", "json-small", "json-medium", "json-large", "path-simple", "path-multiple", "path-deep",
-    "path-int", "path-uuid", "path-date", "query-few", "query-medium", "query-many", "urlencoded-simple",
-    "urlencoded-complex", "multipart-small", "multipart-medium", "multipart-large", "mixed", "sse", "fault",
+    "health",
+    "json-small",
+    "json-medium",
+    "json-large",
+    "path-simple",
+    "path-multiple",
+    "path-deep",
+    "path-int",
+    "path-uuid",
+    "path-date",
+    "query-few",
+    "query-medium",
+    "query-many",
+    "urlencoded-simple",
+    "urlencoded-complex",
+    "multipart-small",
+    "multipart-medium",
+    "multipart-large",
+    "mixed",
+    "sse",
+    "fault",
 ]
 
 
@@ -38,7 +56,14 @@ JSON = {"content-type": "application/json"}
 
 @pytest.mark.parametrize("ident,count", [(1, -5), (987654321, 0), (-3, 7)])
 def test_json_is_decoded_not_echoed(server: int, ident: int, count: int) -> None:
-    body = {"id": ident, "name": f"n{ident}", "active": ident > 0, "count": count, "tags": [str(ident)], "extra": {"x": 1}}
+    body = {
+        "id": ident,
+        "name": f"n{ident}",
+        "active": ident > 0,
+        "count": count,
+        "tags": [str(ident)],
+        "extra": {"x": 1},
+    }
     reply = send(server, "POST", "/json/small", __import__("json").dumps(body), JSON)
     expected = {k: v for k, v in body.items() if k != "extra"}
     json_matches(expected, reply.json())
@@ -52,14 +77,28 @@ def test_path_values_vary(server: int) -> None:
     assert reply.json() == {"id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}
     for date, weekday in [("2024-02-29", 4), ("2000-01-01", 6), ("2024-01-21", 7)]:
         assert send(server, "GET", f"/path/date/{date}").json() == {"date": date, "day_of_week": weekday}
-    assert send(server, "GET", "/path/deep/o/t/p/r/i").json() == {"org": "o", "team": "t", "project": "p", "resource": "r", "id": "i"}
+    assert send(server, "GET", "/path/deep/o/t/p/r/i").json() == {
+        "org": "o",
+        "team": "t",
+        "project": "p",
+        "resource": "r",
+        "id": "i",
+    }
 
 
 def test_query_defaults_and_lists(server: int) -> None:
     assert send(server, "GET", "/query/few?q=x+y&limit=3").json() == {"q": "x y", "page": 1, "limit": 3}
     answer = send(server, "GET", "/query/medium?category=c&tags=a&tags=b,c&order=desc&max_price=2.5").json()
-    assert answer == {"category": "c", "tags": ["a", "b", "c"], "min_price": None, "max_price": 2.5,
-                      "sort": "relevance", "order": "desc", "page": 1, "limit": 20}
+    assert answer == {
+        "category": "c",
+        "tags": ["a", "b", "c"],
+        "min_price": None,
+        "max_price": 2.5,
+        "sort": "relevance",
+        "order": "desc",
+        "page": 1,
+        "limit": 20,
+    }
     answer = send(server, "GET", "/query/many?q=only&in_stock=1&include_archived=0").json()
     assert answer["in_stock"] is True and answer["include_archived"] is False
     assert answer["fields"] == [] and answer["brand"] is None and len(answer) == 16
@@ -72,14 +111,32 @@ def test_forms_multipart_and_mixed_vary(server: int) -> None:
     boundary = "b0und"
     for size in [0, 3, 5000]:
         data = bytes((i * 7 + size) % 256 for i in range(size))
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\nvaried\r\n'
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\nvaried\r\n'
                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="v.dat"\r\n'
-                f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        reply = send(server, "POST", "/multipart/medium", body, {"content-type": f"multipart/form-data; boundary={boundary}"})
-        assert reply.json() == {"description": "varied", "filename": "v.dat", "content_type": "image/png",
-                                "size": size, "crc32": zlib.crc32(data)}
+                f"Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        reply = send(
+            server, "POST", "/multipart/medium", body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+        )
+        assert reply.json() == {
+            "description": "varied",
+            "filename": "v.dat",
+            "content_type": "image/png",
+            "size": size,
+            "crc32": zlib.crc32(data),
+        }
     reply = send(server, "POST", "/api/v1/users/-9/posts?notify=1", '{"title":"t","body":"b","tags":[],"x":1}', JSON)
-    assert reply.json() == {"user_id": -9, "publish": False, "notify": True, "post": {"title": "t", "body": "b", "tags": []}}
+    assert reply.json() == {
+        "user_id": -9,
+        "publish": False,
+        "notify": True,
+        "post": {"title": "t", "body": "b", "tags": []},
+    }
 
 
 def test_sse_counts(server: int) -> None:

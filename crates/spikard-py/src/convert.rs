@@ -173,7 +173,7 @@ impl Serialize for PyJson<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let obj = self.0;
         if let Ok(text) = obj.cast_exact::<PyString>() {
-            return s.serialize_str(&text.to_str().map_err(S::Error::custom)?);
+            return s.serialize_str(text.to_str().map_err(S::Error::custom)?);
         }
         if let Ok(dict) = obj.cast::<PyDict>() {
             let mut map = s.serialize_map(Some(dict.len()))?;
@@ -181,7 +181,7 @@ impl Serialize for PyJson<'_, '_> {
                 let key = key
                     .cast_into::<PyString>()
                     .map_err(|_| S::Error::custom("JSON object keys must be strings"))?;
-                map.serialize_entry(&*key.to_str().map_err(S::Error::custom)?, &PyJson(&value))?;
+                map.serialize_entry(key.to_str().map_err(S::Error::custom)?, &PyJson(&value))?;
             }
             return map.end();
         }
@@ -246,5 +246,46 @@ impl Serialize for PyJson<'_, '_> {
                     .unwrap_or_default()
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_python_objects() {
+        Python::initialize();
+        Python::attach(|py| {
+            let text = br#"{"a":[1,-2,3.5,true,false,null,"x\u00e9"],"b":{"c":18446744073709551615},"d":"\ud83d\ude00"}"#;
+            let obj = json_to_py(py, text).unwrap_or_else(|e| panic!("{e}"));
+            let dict = obj.cast::<PyDict>().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(dict.len(), 3);
+            let again = py_to_json(&obj).unwrap_or_else(|e| panic!("{e}"));
+            let a: serde_json::Value = serde_json::from_slice(text).unwrap_or_default();
+            let b: serde_json::Value = serde_json::from_slice(&again).unwrap_or_default();
+            assert_eq!(a, b);
+            assert!(json_to_py(py, b"{\"a\":").is_err());
+            assert!(json_to_py(py, b"[1] 2").is_err());
+        });
+    }
+
+    #[test]
+    fn encoding_rejects_what_json_cannot_hold() {
+        Python::initialize();
+        Python::attach(|py| {
+            let bad_key = py
+                .eval(c"{1: 2}", None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(py_to_json(&bad_key).is_err());
+            let bytes = py
+                .eval(c"[b'x']", None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(py_to_json(&bytes).is_err());
+            let tuple = py
+                .eval(c"(1, 'a', None)", None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(py_to_json(&tuple).unwrap_or_default(), b"[1,\"a\",null]");
+        });
     }
 }

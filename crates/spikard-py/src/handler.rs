@@ -90,41 +90,47 @@ impl PyHandler {
         PyTuple::new(py, args).map_err(|e| internal(py, &self.name, e))
     }
 
-    fn start(&self, mut req: Request) -> Result<Pending, Response> {
+    fn start(&self, mut req: Request) -> Pending {
         Python::attach(|py| {
-            let args = self
-                .args(py, &mut req)
-                .map_err(IntoResponse::into_response)?;
-            let called = self
-                .func
-                .bind(py)
-                .call1(args)
-                .map_err(|e| internal(py, &self.name, e).into_response())?;
+            let args = match self.args(py, &mut req) {
+                Ok(args) => args,
+                Err(err) => return Pending::Ready(err.into_response()),
+            };
+            let called = match self.func.bind(py).call1(args) {
+                Ok(called) => called,
+                Err(err) => return Pending::Ready(internal(py, &self.name, err).into_response()),
+            };
             if self.kind == Kind::EventStream {
-                return Ok(Pending::Stream(called.unbind()));
+                return Pending::Stream(called.unbind());
             }
             if !self.is_async {
-                return Err(answer(py, &self.name, &called));
+                return Pending::Ready(answer(py, &self.name, &called));
             }
-            match step(py, &called).map_err(|e| internal(py, &self.name, e).into_response())? {
-                Step::Done(value) => Err(answer(py, &self.name, &value)),
-                Step::Pending(rx) => Ok(Pending::Task(rx)),
+            match step(py, &called) {
+                Ok(Step::Done(value)) => Pending::Ready(answer(py, &self.name, &value)),
+                Ok(Step::Pending(rx)) => Pending::Task(rx),
+                Err(err) => Pending::Ready(internal(py, &self.name, err).into_response()),
             }
         })
     }
 }
 
+/// What calling a handler gave: an answer now, a suspended coroutine's task, or a stream.
 enum Pending {
+    Ready(Response),
     Task(oneshot::Receiver<Py<PyAny>>),
     Stream(Py<PyAny>),
 }
+
+/// A value now, or the receiver of the asyncio task that will produce it.
+type NowOrLater<T> = Result<T, oneshot::Receiver<Py<PyAny>>>;
 
 impl spikard_core::Handler for SharedHandler {
     fn call(&self, req: Request) -> BoxFuture<'static, Response> {
         let handler = Arc::clone(&self.0);
         match handler.start(req) {
-            Err(ready) => Box::pin(std::future::ready(ready)),
-            Ok(Pending::Task(rx)) => Box::pin(async move {
+            Pending::Ready(ready) => Box::pin(std::future::ready(ready)),
+            Pending::Task(rx) => Box::pin(async move {
                 let task = rx.await;
                 Python::attach(|py| match task {
                     Ok(task) => match task.bind(py).call_method0("result") {
@@ -136,7 +142,7 @@ impl spikard_core::Handler for SharedHandler {
                     }
                 })
             }),
-            Ok(Pending::Stream(source)) => Box::pin(async move { event_stream(handler, source) }),
+            Pending::Stream(source) => Box::pin(async move { event_stream(handler, source) }),
         }
     }
 }
@@ -198,7 +204,7 @@ fn decode_typed<'py>(
             let is_validation = err
                 .get_type(py)
                 .name()
-                .map(|n| n.to_string() == "ValidationError")
+                .map(|n| n.to_str().map(|n| n == "ValidationError").unwrap_or(false))
                 .unwrap_or(false);
             // A shape error in a document that is not JSON at all is a 400, not a 422.
             let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
@@ -319,25 +325,23 @@ fn to_event(py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<Event> {
 /// Pulls the next item of a generator (inline) or async generator (stepped like a
 /// coroutine; a suspended step waits on the asyncio loop).
 async fn next_event(handler: &PyHandler, source: &Py<PyAny>, is_async: bool) -> Result<Next, ()> {
-    let step_result = Python::attach(
-        |py| -> PyResult<Result<Next, oneshot::Receiver<Py<PyAny>>>> {
-            let source = source.bind(py);
-            if !is_async {
-                return match source.call_method0(pyo3::intern!(py, "__next__")) {
-                    Ok(item) => Ok(Ok(Next::Event(to_event(py, &item)?))),
-                    Err(err) if err.is_instance_of::<PyStopIteration>(py) => Ok(Ok(Next::End)),
-                    Err(err) => Err(err),
-                };
-            }
-            let awaitable = source.call_method0(pyo3::intern!(py, "__anext__"))?;
-            match step(py, &awaitable) {
-                Ok(Step::Done(item)) => Ok(Ok(Next::Event(to_event(py, &item)?))),
-                Ok(Step::Pending(rx)) => Ok(Err(rx)),
-                Err(err) if err.is_instance_of::<PyStopAsyncIteration>(py) => Ok(Ok(Next::End)),
+    let step_result = Python::attach(|py| -> PyResult<NowOrLater<Next>> {
+        let source = source.bind(py);
+        if !is_async {
+            return match source.call_method0(pyo3::intern!(py, "__next__")) {
+                Ok(item) => Ok(Ok(Next::Event(to_event(py, &item)?))),
+                Err(err) if err.is_instance_of::<PyStopIteration>(py) => Ok(Ok(Next::End)),
                 Err(err) => Err(err),
-            }
-        },
-    );
+            };
+        }
+        let awaitable = source.call_method0(pyo3::intern!(py, "__anext__"))?;
+        match step(py, &awaitable) {
+            Ok(Step::Done(item)) => Ok(Ok(Next::Event(to_event(py, &item)?))),
+            Ok(Step::Pending(rx)) => Ok(Err(rx)),
+            Err(err) if err.is_instance_of::<PyStopAsyncIteration>(py) => Ok(Ok(Next::End)),
+            Err(err) => Err(err),
+        }
+    });
     let report = |err: PyErr| {
         Python::attach(|py| {
             internal(py, &handler.name, err);
@@ -384,23 +388,21 @@ pub async fn call_message_handler(
     message: spikard_core::Message,
 ) -> Option<spikard_core::Message> {
     use spikard_core::Message;
-    let started = Python::attach(
-        |py| -> PyResult<Result<Option<Py<PyAny>>, oneshot::Receiver<Py<PyAny>>>> {
-            let arg = match &message {
-                Message::Text(text) => PyString::new(py, text.as_str()).into_any(),
-                Message::Binary(data) => PyBytes::new(py, data).into_any(),
-                _ => return Ok(Ok(None)),
-            };
-            let called = handler.func.bind(py).call1((arg,))?;
-            if !handler.is_async {
-                return Ok(Ok(Some(called.unbind())));
-            }
-            match step(py, &called)? {
-                Step::Done(value) => Ok(Ok(Some(value.unbind()))),
-                Step::Pending(rx) => Ok(Err(rx)),
-            }
-        },
-    );
+    let started = Python::attach(|py| -> PyResult<NowOrLater<Option<Py<PyAny>>>> {
+        let arg = match &message {
+            Message::Text(text) => PyString::new(py, text.as_str()).into_any(),
+            Message::Binary(data) => PyBytes::new(py, data).into_any(),
+            _ => return Ok(Ok(None)),
+        };
+        let called = handler.func.bind(py).call1((arg,))?;
+        if !handler.is_async {
+            return Ok(Ok(Some(called.unbind())));
+        }
+        match step(py, &called)? {
+            Step::Done(value) => Ok(Ok(Some(value.unbind()))),
+            Step::Pending(rx) => Ok(Err(rx)),
+        }
+    });
     let reply = match started {
         Ok(Ok(reply)) => reply,
         Ok(Err(rx)) => {

@@ -59,10 +59,18 @@ fn main() -> ExitCode {
     let err = Command::new(&python)
         .current_dir(root.join("python"))
         .args(["-m", "spikard", "workload_app:app", "--host", &args.host])
-        .args(["--port", &args.port.to_string(), "--workers", &workers.to_string()])
+        .args([
+            "--port",
+            &args.port.to_string(),
+            "--workers",
+            &workers.to_string(),
+        ])
         .arg("--require-routes")
         .arg(table_dir.join("table.json"))
         .exec();
-    eprintln!("spikard-python-workloads: cannot start {}: {err}", python.display());
+    eprintln!(
+        "spikard-python-workloads: cannot start {}: {err}",
+        python.display()
+    );
     ExitCode::FAILURE
 }
