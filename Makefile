@@ -7,7 +7,7 @@ PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
 PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6"
 
-.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling fmt lint
+.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
@@ -17,6 +17,7 @@ help:
 	@echo "make serve-python serve every workload with Python handlers on port $(PORT_PYTHON)"
 	@echo "make serve-bare  serve the bare axum ceiling on port $(PORT_RUST)"
 	@echo "make ceiling     oha: engine against the bare axum ceiling (installs oha if missing)"
+	@echo "make compare     oha: Rust handlers against Python handlers"
 	@echo "make fmt | lint  cargo fmt; fmt check and clippy -D warnings"
 
 $(VENV)/.deps: pyproject.toml
@@ -55,7 +56,10 @@ oha:
 	@command -v oha >/dev/null || $(CARGO) install oha --locked
 
 ceiling: build oha
-	tools/ceiling.sh
+	SERVERS="rust bare" tools/compare.sh
+
+compare: build oha
+	SERVERS="rust python" tools/compare.sh json-small json-large path-deep query-medium urlencoded-complex multipart-medium
 
 fmt: setup
 	$(CARGO) fmt --all
