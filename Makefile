@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
-PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6"
+PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10"
 
-.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
+.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint stubtest
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
@@ -42,6 +42,7 @@ build: python-release
 test: python-dev
 	$(CARGO) test --workspace
 	$(PY) -m pytest -q python/tests
+	cd python && ../$(PY) -m mypy.stubtest spikard._spikard --allowlist stubtest-allowlist.txt
 
 serve-rust: build
 	$(CARGO) run --release -p spikard-rust-workloads -- --port $(PORT_RUST)
@@ -70,3 +71,7 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python
 	$(VENV)/bin/ruff format --check python
+
+# The stub of the extension module must match it (run after python-dev).
+stubtest: python-dev
+	cd python && ../$(PY) -m mypy.stubtest spikard._spikard --allowlist stubtest-allowlist.txt

@@ -1,0 +1,69 @@
+"""The engine side of spikard (a Rust extension module)."""
+
+from collections.abc import Callable
+from typing import Any, final
+
+@final
+class App:
+    def __new__(cls, body_limit: int = ...) -> App: ...
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        func: Callable[..., Any],
+        params: list[tuple[Any, ...]],
+        body: tuple[int, Any] | None,
+        is_async: bool,
+        event_stream: bool,
+        name: str,
+    ) -> None: ...
+    def add_websocket(self, path: str, func: Callable[..., Any], is_async: bool, name: str) -> None: ...
+    def endpoints(self) -> list[tuple[str, str]]: ...
+    def serve(self, host: str, port: int, reuse_port: bool = False) -> None: ...
+    def start(self, host: str = ..., port: int = ...) -> ServerHandle: ...
+
+@final
+class ServerHandle:
+    @property
+    def port(self) -> int: ...
+    def stop(self) -> None: ...
+
+@final
+class Response:
+    """``Response(content=None, status=200, headers=None, media_type=None)``: an answer with a
+    chosen status, headers and content type. ``content`` is encoded like a plain return value
+    (dict/list/Struct as JSON, str as text, bytes as octet-stream) unless ``media_type`` says
+    otherwise."""
+
+    def __new__(
+        cls,
+        content: Any = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> Response: ...
+    @property
+    def content(self) -> Any: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def media_type(self) -> str | None: ...
+
+@final
+class Event:
+    """``Event(data, event=None, id=None)``: one server-sent event; ``data`` that is not a
+    str is sent as JSON."""
+
+    def __new__(cls, data: Any, event: str | None = None, id: str | None = None) -> Event: ...
+    @property
+    def data(self) -> Any: ...
+    @property
+    def event(self) -> str | None: ...
+    @property
+    def id(self) -> str | None: ...
+
+@final
+class Completion:
+    def __call__(self, task: Any) -> None: ...
