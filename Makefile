@@ -7,7 +7,7 @@ PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
 PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10"
 
-.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint stubtest
+.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
@@ -39,6 +39,7 @@ python-release: setup
 build: python-release
 	$(CARGO) build --release -p spikard-rust-workloads -p spikard-python-workloads
 
+# cargo test, pytest against real servers, and the extension's stub against the module.
 test: python-dev
 	$(CARGO) test --workspace
 	$(PY) -m pytest -q python/tests
@@ -72,6 +73,3 @@ lint: setup
 	$(VENV)/bin/ruff check python
 	$(VENV)/bin/ruff format --check python
 
-# The stub of the extension module must match it (run after python-dev).
-stubtest: python-dev
-	cd python && ../$(PY) -m mypy.stubtest spikard._spikard --allowlist stubtest-allowlist.txt

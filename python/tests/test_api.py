@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +19,7 @@ import msgspec
 import pytest
 from websockets.sync.client import connect
 
-from conftest import start_server, stop_server
+from conftest import ROOT, free_port, start_server, stop_server, wait_ready
 from http_util import send
 from spikard import Body, Event, Form, Header, Query, RegistrationError, Response, Spikard, TestClient, UploadFile
 
@@ -345,3 +349,33 @@ def test_test_client_runs_in_a_thread() -> None:
     with TestClient(app) as c:
         assert c.get("/who").json() == {"ok": True}
     assert seen and seen[0] != threading.current_thread().name
+
+
+def test_server_refuses_to_start_without_every_route(table_dir, tmp_path) -> None:  # noqa: ANN001
+    table = json.loads((table_dir / "table.json").read_text())
+    table.append({"name": "extra", "method": "GET", "route": "/not/served"})
+    extra = tmp_path / "table.json"
+    extra.write_text(json.dumps(table))
+    run = subprocess.run(
+        [sys.executable, "-m", "spikard", "workload_app:app", "--port", "0", "--require-routes", str(extra)],
+        cwd=ROOT / "python",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "extra (GET /not/served)" in run.stderr
+
+
+def test_the_server_binary_starts_serves_and_stops() -> None:
+    binary = ROOT / "target/debug/spikard-python-workloads"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "spikard-python-workloads"], cwd=ROOT, check=True)
+    port = free_port()
+    env = {**os.environ, "SPIKARD_PYTHON": sys.executable}
+    proc = subprocess.Popen([str(binary), "--port", str(port), "--workers", "1"], env=env, start_new_session=True)
+    try:
+        wait_ready(port, proc)
+        assert send(port, "GET", "/query/few?q=bin").json() == {"q": "bin", "page": 1, "limit": 20}
+    finally:
+        assert stop_server(proc) == 0
