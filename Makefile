@@ -7,11 +7,13 @@ PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
 PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10"
 
-.PHONY: help setup build test serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
+.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
 	@echo "make test        every test: cargo test, then pytest against real servers"
+	@echo "make bench       every workload on rust, python and the peers: checked, then measured"
+	@echo "                 (BENCH_ARGS='--workload query-medium --runs 1' narrows it)"
 	@echo "make build       release builds: workload servers and the Python extension"
 	@echo "make serve-rust  serve every workload with Rust handlers on port $(PORT_RUST)"
 	@echo "make serve-python serve every workload with Python handlers on port $(PORT_PYTHON)"
@@ -37,10 +39,24 @@ python-release: setup
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q --release
 
 build: python-release
-	$(CARGO) build --release -p spikard-rust-workloads -p spikard-python-workloads
+	$(CARGO) build --release -p spikard-rust-workloads -p spikard-python-workloads -p harness
+
+# Peer frameworks, pinned, in their own virtualenv so they never mix with spikard's.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.deps: peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q -r peers/requirements.txt
+	touch $@
+
+peers: $(PEERS_VENV)/.deps
+
+BENCH_ARGS ?=
+bench: build oha peers
+	target/release/harness run --servers rust,python,fastapi $(BENCH_ARGS)
 
 # cargo test, pytest against real servers, and the extension's stub against the module.
-test: python-dev
+test: python-dev oha
 	$(CARGO) test --workspace
 	$(PY) -m pytest -q python/tests
 	cd python && ../$(PY) -m mypy.stubtest spikard._spikard --allowlist stubtest-allowlist.txt
@@ -65,11 +81,11 @@ compare: build oha
 
 fmt: setup
 	$(CARGO) fmt --all
-	$(VENV)/bin/ruff format python
+	$(VENV)/bin/ruff format python peers
 
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python
-	$(VENV)/bin/ruff format --check python
+	$(VENV)/bin/ruff check python peers
+	$(VENV)/bin/ruff format --check python peers
 

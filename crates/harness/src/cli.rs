@@ -1,0 +1,279 @@
+//! The command line: `run` (the default), `list`, `compare`.
+
+use crate::aggregate::{change, is_regression};
+use crate::runner::{self, Plan};
+use crate::servers::{self, Kind, Paths};
+use crate::{metrics, oha, report};
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde_json::Value;
+use spikard_workloads::{table, Workload};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Defaults follow the reference report's set-up: 10 s, 50 connections.
+pub const DEFAULT_DURATION: &str = "10s";
+pub const DEFAULT_CONCURRENCY: usize = 50;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Spikard's benchmark driver: checks every answer, then measures with oha"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmark workloads on servers (the default).
+    Run(RunArgs),
+    /// Print the route table.
+    List,
+    /// Compare two results.json files; exits 1 when a throughput fell past the threshold.
+    Compare {
+        before: PathBuf,
+        after: PathBuf,
+        /// Relative change treated as noise (0.1 = 10%).
+        #[arg(long, default_value_t = 0.1)]
+        threshold: f64,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Workload names or categories, comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    workload: String,
+    /// Servers, comma-separated: rust, python, bare, fastapi.
+    #[arg(long, default_value = "rust,python")]
+    servers: String,
+    /// Benchmark an already running server at this URL instead of starting servers.
+    #[arg(long)]
+    url: Option<String>,
+    /// Length of each measured run.
+    #[arg(long, default_value = DEFAULT_DURATION, value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// Warm-up before the first measured run of each workload on each server (0s: none).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Measured runs per workload and server; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Pin servers to CPU 0 and the load generator to CPU 1 (taskset).
+    #[arg(long)]
+    pin: bool,
+    /// Worker processes of the Python servers (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Where result directories are written.
+    #[arg(long, default_value = "benchmark-results")]
+    out: PathBuf,
+    /// Directory of the workload server binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+}
+
+/// Resolves `--workload`: names, categories or `all`.
+pub fn select(spec: &str) -> Result<Vec<&'static Workload>, String> {
+    let mut chosen: Vec<&'static Workload> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let matched: Vec<&'static Workload> = table()
+            .iter()
+            .filter(|w| {
+                w.benchmarked && (part == "all" || w.name == part || w.category.as_str() == part)
+            })
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "no workload or category called {part:?} (see `harness list`)"
+            ));
+        }
+        for w in matched {
+            if !chosen.iter().any(|c| c.name == w.name) {
+                chosen.push(w);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+fn project_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::List) => {
+            list();
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Compare {
+            before,
+            after,
+            threshold,
+        }) => compare(&before, &after, threshold),
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("harness: {err}");
+        ExitCode::FAILURE
+    })
+}
+
+fn list() {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["name", "category", "method", "route", "sample", "measured"]);
+    for w in table() {
+        t.add_row([
+            w.name,
+            w.category.as_str(),
+            w.method,
+            w.route,
+            &w.sample.target,
+            if w.benchmarked { "yes" } else { "checked only" },
+        ]);
+    }
+    println!("{t}");
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let oha_version = oha::version()?;
+    let servers = args
+        .servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Kind::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = project_root();
+    let plan = Plan {
+        workloads: select(&args.workload)?,
+        servers,
+        url: args.url.clone(),
+        duration: args.duration,
+        warmup: args.warmup,
+        concurrency: args.concurrency,
+        runs: args.runs.max(1),
+        pin: args.pin,
+        workers: args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        paths: Paths {
+            bin_dir: if args.bin_dir.is_absolute() {
+                args.bin_dir.clone()
+            } else {
+                root.join(&args.bin_dir)
+            },
+            root,
+        },
+    };
+    servers::stop_all_on_interrupt();
+    let machine = metrics::machine(&oha_version);
+    let out = runner::out_dir(&args.out, &machine);
+    let work = out.join("work");
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let server_count = if plan.url.is_some() {
+        1
+    } else {
+        plan.servers.len()
+    };
+    let bar = indicatif::ProgressBar::new((plan.workloads.len() * server_count * plan.runs) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let results = runner::run(&plan, machine, &work, &|msg| {
+        bar.set_message(msg.to_owned());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let results = results?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{}", report::terminal(&results));
+    report::write_all(&results, &out)?;
+    println!("results: {}", out.display());
+    let failed = results
+        .workloads
+        .iter()
+        .flat_map(|w| &w.servers)
+        .any(|s| matches!(s.outcome, runner::Outcome::Failed { .. }));
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn load(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a results file: {e}", path.display()))
+}
+
+fn medians(results: &Value) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for w in results["workloads"].as_array().into_iter().flatten() {
+        for s in w["servers"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(server), Some(median)) = (
+                w["name"].as_str(),
+                s["server"].as_str(),
+                s["median"].as_f64(),
+            ) {
+                out.push((name.to_owned(), server.to_owned(), median));
+            }
+        }
+    }
+    out
+}
+
+fn compare(before: &Path, after: &Path, threshold: f64) -> Result<ExitCode, String> {
+    let (a, b) = (medians(&load(before)?), medians(&load(after)?));
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["workload", "server", "before", "after", "change", ""]);
+    let mut regressions = 0;
+    for (name, server, old) in &a {
+        let Some((_, _, new)) = b.iter().find(|(n, s, _)| n == name && s == server) else {
+            continue;
+        };
+        let regressed = is_regression(*old, *new, threshold);
+        regressions += usize::from(regressed);
+        let verdict = if regressed {
+            "REGRESSION"
+        } else if change(*old, *new).abs() <= threshold {
+            "noise"
+        } else {
+            ""
+        };
+        t.add_row([
+            name.clone(),
+            server.clone(),
+            format!("{old:.0}"),
+            format!("{new:.0}"),
+            format!("{:+.1}%", change(*old, *new) * 100.0),
+            verdict.to_owned(),
+        ]);
+    }
+    println!("{t}");
+    if regressions > 0 {
+        println!("{regressions} regression(s) past {:.0}%", threshold * 100.0);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

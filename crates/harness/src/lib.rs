@@ -1,0 +1,12 @@
+//! Spikard's benchmark driver as a library: the binary `harness` is its command line, and
+//! the tests use the pieces directly.
+
+pub mod aggregate;
+pub mod cli;
+pub mod metrics;
+pub mod oha;
+pub mod report;
+pub mod runner;
+pub mod servers;
+pub mod stream;
+pub mod validate;

@@ -1,0 +1,290 @@
+//! The servers under test: how each is started, the readiness probe, and stopping it by
+//! process group (also on Ctrl-C or a failed run), so no process outlives the harness.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A server the harness knows how to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Spikard with Rust handlers.
+    Rust,
+    /// Spikard with Python handlers.
+    Python,
+    /// The bare axum ceiling.
+    Bare,
+    /// FastAPI on uvicorn (uvloop, httptools).
+    Fastapi,
+    /// A server that is already running (`--url`).
+    Url,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Result<Kind, String> {
+        Ok(match name {
+            "rust" => Kind::Rust,
+            "python" => Kind::Python,
+            "bare" => Kind::Bare,
+            "fastapi" => Kind::Fastapi,
+            "granian" | "robyn" => {
+                return Err(format!(
+                    "the {name} peer is not available yet; peers: fastapi"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "unknown server {other:?} (rust, python, bare, fastapi)"
+                ))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rust => "rust",
+            Kind::Python => "python",
+            Kind::Bare => "bare",
+            Kind::Fastapi => "fastapi",
+            Kind::Url => "url",
+        }
+    }
+}
+
+/// Where the project's binaries and virtualenvs are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    /// The directory of the workload server binaries (default `target/release`).
+    pub bin_dir: PathBuf,
+}
+
+/// How a started server is configured, recorded with the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub kind: Kind,
+    pub command: Vec<String>,
+    pub workers: Option<usize>,
+    pub pinned_cpus: Option<String>,
+}
+
+/// The command line that starts `kind` on `port`.
+pub fn command_line(
+    kind: Kind,
+    port: u16,
+    workers: usize,
+    paths: &Paths,
+) -> Result<(Vec<String>, PathBuf), String> {
+    let bin = |name: &str| -> Result<String, String> {
+        let path = paths.bin_dir.join(name);
+        if path.exists() {
+            Ok(path.display().to_string())
+        } else {
+            Err(format!("{} is missing: run `make build`", path.display()))
+        }
+    };
+    let port = port.to_string();
+    let root = paths.root.clone();
+    Ok(match kind {
+        Kind::Rust => (
+            vec![bin("spikard-rust-workloads")?, "--port".into(), port],
+            root,
+        ),
+        Kind::Bare => (
+            vec![
+                bin("spikard-rust-workloads")?,
+                "--port".into(),
+                port,
+                "--bare".into(),
+            ],
+            root,
+        ),
+        Kind::Python => (
+            vec![
+                bin("spikard-python-workloads")?,
+                "--port".into(),
+                port,
+                "--workers".into(),
+                workers.to_string(),
+            ],
+            root,
+        ),
+        Kind::Fastapi => {
+            let python = paths.root.join(".venv-peers/bin/python");
+            if !python.exists() {
+                return Err(format!("{} is missing: run `make peers`", python.display()));
+            }
+            let args = [
+                "-m",
+                "uvicorn",
+                "fastapi_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--workers",
+                &workers.to_string(),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ];
+            let mut line = vec![python.display().to_string()];
+            line.extend(args.iter().map(|s| s.to_string()));
+            (line, paths.root.join("peers"))
+        }
+        Kind::Url => return Err("a --url server is not started by the harness".into()),
+    })
+}
+
+/// Process groups of running servers, killed on Ctrl-C.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Installs the Ctrl-C / SIGTERM handler that stops every started server, then exits.
+pub fn stop_all_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(groups) = GROUPS.lock() {
+            for pgid in groups.iter() {
+                let _ = killpg(Pid::from_raw(*pgid), Signal::SIGTERM);
+            }
+        }
+        eprintln!("\ninterrupted: servers stopped");
+        std::process::exit(130);
+    });
+}
+
+/// A running server; dropping it stops its whole process group.
+pub struct Server {
+    pub base_url: String,
+    pub config: Config,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// An already running server at `url`.
+    pub fn external(url: &str) -> Server {
+        Server {
+            base_url: url.trim_end_matches('/').to_owned(),
+            config: Config {
+                kind: Kind::Url,
+                command: Vec::new(),
+                workers: None,
+                pinned_cpus: None,
+            },
+            child: None,
+        }
+    }
+
+    /// Starts `kind` on a free port and waits until `/health` answers.
+    pub fn start(
+        kind: Kind,
+        workers: usize,
+        pin: Option<&str>,
+        paths: &Paths,
+        log_dir: &Path,
+    ) -> Result<Server, String> {
+        let port = free_port()?;
+        let (mut line, cwd) = command_line(kind, port, workers, paths)?;
+        if let Some(cpus) = pin {
+            line.splice(
+                0..0,
+                ["taskset".to_owned(), "-c".to_owned(), cpus.to_owned()],
+            );
+        }
+        let log = std::fs::File::create(log_dir.join(format!("{}.log", kind.name())))
+            .map_err(|e| format!("cannot create the server log: {e}"))?;
+        let child = Command::new(&line[0])
+            .args(&line[1..])
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", line[0]))?;
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.push(child.id() as i32);
+        }
+        let workers = matches!(kind, Kind::Python | Kind::Fastapi).then_some(workers);
+        let mut server = Server {
+            base_url: format!("http://127.0.0.1:{port}"),
+            config: Config {
+                kind,
+                command: line,
+                workers,
+                pinned_cpus: pin.map(str::to_owned),
+            },
+            child: Some(child),
+        };
+        server.wait_ready(Duration::from_secs(60))?;
+        Ok(server)
+    }
+
+    /// The process group id, for sampling and stopping.
+    pub fn pgid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        while start.elapsed() < limit {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "{} exited during start-up ({status}); see its log",
+                        self.config.kind.name()
+                    ));
+                }
+            }
+            if crate::validate::health(&addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "{} did not answer /health within {limit:?}",
+            self.config.kind.name()
+        ))
+    }
+
+    /// Stops the process group: SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pgid = Pid::from_raw(child.id() as i32);
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait();
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.retain(|g| *g != pgid.as_raw());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
