@@ -53,7 +53,7 @@ peers: $(PEERS_VENV)/.deps
 
 BENCH_ARGS ?=
 bench: build oha peers
-	target/release/harness run --servers rust,python,fastapi $(BENCH_ARGS)
+	target/release/harness run --servers rust,python,fastapi,granian,robyn $(BENCH_ARGS)
 
 # cargo test, pytest against real servers, and the extension's stub against the module.
 test: python-dev oha

@@ -49,7 +49,8 @@ struct RunArgs {
     /// Workload names or categories, comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     workload: String,
-    /// Servers, comma-separated: rust, python, bare, fastapi.
+    /// Servers, comma-separated: rust, python, bare (plain axum), and the peers fastapi,
+    /// granian, robyn.
     #[arg(long, default_value = "rust,python")]
     servers: String,
     /// Benchmark an already running server at this URL instead of starting servers.

@@ -3,6 +3,7 @@
 
 use crate::runner::{Outcome, Results, WorkloadResult};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -45,8 +46,14 @@ fn median_of(w: &WorkloadResult, server: &str) -> Option<f64> {
         .find(|s| s.server == server)
         .and_then(|s| match s.outcome {
             Outcome::Ok { median, .. } => Some(median),
-            Outcome::Failed { .. } => None,
+            Outcome::Failed { .. } | Outcome::Unsupported { .. } => None,
         })
+}
+
+fn unsupported(w: &WorkloadResult, server: &str) -> bool {
+    w.servers
+        .iter()
+        .any(|s| s.server == server && matches!(s.outcome, Outcome::Unsupported { .. }))
 }
 
 /// Rust/Python throughput ratio (how many times faster Rust handlers are).
@@ -92,6 +99,7 @@ fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
                         if *load_bound { " ⚠load-bound" } else { "" }
                     ),
                     Some(Outcome::Failed { reason }) => format!("FAILED: {reason}"),
+                    Some(Outcome::Unsupported { .. }) => "unsupported".into(),
                     None => "–".into(),
                 };
                 row.push(cell);
@@ -123,6 +131,30 @@ fn header(results: &Results) -> Vec<String> {
     header
 }
 
+/// One line per server and reason: which workloads it cannot serve, and why.
+fn unsupported_notes(results: &Results) -> Vec<String> {
+    let mut notes: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for w in &results.workloads {
+        for s in &w.servers {
+            if let Outcome::Unsupported { reason } = &s.outcome {
+                match notes
+                    .iter_mut()
+                    .find(|(server, r, _)| *server == s.server && *r == reason.as_str())
+                {
+                    Some((_, _, names)) => names.push(w.name),
+                    None => notes.push((s.server, reason, vec![w.name])),
+                }
+            }
+        }
+    }
+    notes
+        .into_iter()
+        .map(|(server, reason, names)| {
+            format!("{server} does not serve {}: {reason}.", names.join(", "))
+        })
+        .collect()
+}
+
 /// The terminal tables, one per category.
 pub fn terminal(results: &Results) -> String {
     let mut out = String::new();
@@ -135,6 +167,9 @@ pub fn terminal(results: &Results) -> String {
             table.add_row(row);
         }
         let _ = writeln!(out, "\n{category}\n{table}");
+    }
+    for note in unsupported_notes(results) {
+        let _ = writeln!(out, "unsupported: {note}");
     }
     out
 }
@@ -181,9 +216,12 @@ pub fn markdown(results: &Results) -> String {
         }
         out.push('\n');
     }
+    for note in unsupported_notes(results) {
+        let _ = writeln!(out, "- Unsupported: {note}");
+    }
     let _ = writeln!(
         out,
-        "## Details\n\nLatency percentiles in ms; CPU in % of one core (the server's whole process \
+        "\n## Details\n\nLatency percentiles in ms; CPU in % of one core (the server's whole process \
          tree, and the load generator: oha, or the harness's own SSE/WebSocket clients); peak RSS \
          of the server's process tree. ⚠ marks runs where the load generator used more CPU than \
          the server, so the figure may be the load generator's limit.\n\n\
@@ -237,73 +275,118 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-/// A grouped bar chart: each workload's throughput per server, scaled to that workload's
-/// fastest server (figures printed on the bars). Plain SVG text, no fonts needed.
-pub fn svg(results: &Results) -> String {
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0xd9, 0x48, 0x0f),
+    RGBColor(0x1c, 0x7e, 0xd6),
+    RGBColor(0x2b, 0x8a, 0x3e),
+    RGBColor(0x86, 0x2e, 0x9c),
+    RGBColor(0xe6, 0x77, 0x00),
+    RGBColor(0x49, 0x50, 0x57),
+    RGBColor(0x0b, 0x72, 0x85),
+];
+
+/// A grouped bar chart drawn with plotters: for each workload, each server's median as a
+/// share of that workload's fastest server, with the figure printed beside the bar. Text is
+/// laid out without font files (plotters' built-in estimate), so no system fonts are needed.
+pub fn svg(results: &Results) -> Result<String, String> {
     let names = server_names(results);
-    let colors = [
-        "#d9480f", "#1c7ed6", "#2b8a3e", "#862e9c", "#e67700", "#495057",
-    ];
-    let bar_h = 14.0;
-    let group_h = bar_h * names.len() as f64 + 12.0;
-    let (left, width) = (170.0, 520.0);
-    let height = 40.0 + group_h * results.workloads.len() as f64 + 20.0 * names.len() as f64;
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">Throughput per workload, relative to the fastest server (higher is better)</text>\n",
-        left + width + 140.0
-    );
-    let mut y = 36.0;
-    for w in &results.workloads {
-        let best = names
-            .iter()
-            .filter_map(|n| median_of(w, n))
-            .fold(0.0, f64::max);
-        let _ = writeln!(
-            out,
-            "<text x=\"10\" y=\"{}\">{}</text>",
-            y + group_h / 2.0,
-            w.name
-        );
-        for (i, name) in names.iter().enumerate() {
-            let by = y + i as f64 * bar_h;
+    let workloads = &results.workloads;
+    let n = workloads.len();
+    let group = 13 * names.len() as u32 + 10;
+    let size = (960, 90 + group * n as u32);
+    let mut out = String::new();
+    draw(results, &names, size, &mut out).map_err(|e| format!("cannot draw the chart: {e}"))?;
+    Ok(out)
+}
+
+fn draw(
+    results: &Results,
+    names: &[&'static str],
+    size: (u32, u32),
+    out: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let workloads = &results.workloads;
+    let n = workloads.len();
+    // Workload i is drawn around y = n - 1 - i, top to bottom, its bars inside ±0.4.
+    let slot = 0.8 / names.len().max(1) as f64;
+    let root = SVGBackend::with_string(out, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Throughput per workload, as a share of the fastest server (higher is better)",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(140)
+        .build_cartesian_2d(0f64..1.3f64, -0.5f64..(n as f64 - 0.5))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|y| {
+            let k = y.round();
+            if (y - k).abs() > 1e-6 || k < 0.0 || k as usize >= n {
+                return String::new();
+            }
+            workloads[n - 1 - k as usize].name.to_owned()
+        })
+        .x_labels(7)
+        .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
+        .x_desc("median throughput / the fastest server's median")
+        .draw()?;
+    for (j, name) in names.iter().enumerate() {
+        let color = COLORS[j % COLORS.len()];
+        let mut bars = Vec::new();
+        let mut labels = Vec::new();
+        for (i, w) in workloads.iter().enumerate() {
+            let top = (n - 1 - i) as f64 + 0.4 - j as f64 * slot;
+            let bottom = top - slot * 0.9;
+            let best = names
+                .iter()
+                .filter_map(|s| median_of(w, s))
+                .fold(0.0, f64::max);
             match median_of(w, name) {
                 Some(v) if best > 0.0 => {
-                    let len = v / best * width;
-                    let _ = writeln!(
-                        out,
-                        "<rect x=\"{left}\" y=\"{by}\" width=\"{len:.1}\" height=\"{}\" fill=\"{}\"/>\
-                         <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                        bar_h - 2.0,
-                        colors[i % colors.len()],
-                        left + len + 4.0,
-                        by + bar_h - 4.0,
-                        fmt_rate(v)
-                    );
+                    bars.push(Rectangle::new(
+                        [(0.0, bottom), (v / best, top)],
+                        color.filled(),
+                    ));
+                    labels.push(Text::new(
+                        fmt_rate(v),
+                        (v / best + 0.01, top),
+                        ("sans-serif", 10).into_font().color(&BLACK),
+                    ));
                 }
-                _ => {
-                    let _ = writeln!(
-                        out,
-                        "<text x=\"{left}\" y=\"{:.1}\" fill=\"#c92a2a\">{name}: FAILED</text>",
-                        by + bar_h - 4.0
-                    );
+                _ if w.servers.iter().any(|s| s.server == *name) => {
+                    let what = if unsupported(w, name) {
+                        "unsupported"
+                    } else {
+                        "FAILED"
+                    };
+                    labels.push(Text::new(
+                        format!("{name}: {what}"),
+                        (0.01, top),
+                        ("sans-serif", 10).into_font().color(&RED),
+                    ));
                 }
+                _ => {}
             }
         }
-        y += group_h;
+        chart
+            .draw_series(bars)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        chart.draw_series(labels)?;
     }
-    for (i, name) in names.iter().enumerate() {
-        let ly = y + 10.0 + i as f64 * 18.0;
-        let _ = writeln!(
-            out,
-            "<rect x=\"10\" y=\"{ly}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"28\" y=\"{}\">{name}</text>",
-            colors[i % colors.len()],
-            ly + 10.0
-        );
-    }
-    out.push_str("</svg>\n");
-    out
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// Writes results.json, summary.md and chart.svg into `dir`, and `latest.md` beside it.
@@ -318,7 +401,7 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<(), String> {
     )?;
     let summary = markdown(results);
     write("summary.md", summary.clone())?;
-    write("chart.svg", svg(results))?;
+    write("chart.svg", svg(results)?)?;
     if let Some(parent) = dir.parent() {
         let name = dir
             .file_name()

@@ -66,6 +66,9 @@ pub enum Outcome {
     },
     /// A wrong answer before load, or a non-2xx answer / transport error under load.
     Failed { reason: String },
+    /// The server cannot serve this workload as specified (see `Kind::unsupported`); it was
+    /// neither checked nor measured.
+    Unsupported { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,8 +127,16 @@ fn is_stream(workload: &Workload) -> bool {
 struct Slot<'a> {
     server: &'a Server,
     name: &'static str,
+    unsupported: Option<&'static str>,
     failed: Option<String>,
     runs: Vec<Run>,
+}
+
+impl Slot<'_> {
+    /// Whether this server still takes load for the workload.
+    fn active(&self) -> bool {
+        self.unsupported.is_none() && self.failed.is_none()
+    }
 }
 
 /// Runs the whole plan; `progress` is told after each run.
@@ -164,16 +175,22 @@ pub fn run(
         });
         let mut slots: Vec<Slot<'_>> = servers
             .iter()
-            .map(|server| Slot {
-                server,
-                name: server.config.kind.name(),
-                failed: crate::validate::check_workload(&server.base_url, workload)
-                    .err()
-                    .map(|e| format!("wrong answer before load: {e}")),
-                runs: Vec::new(),
+            .map(|server| {
+                let unsupported = server.config.kind.unsupported(workload.name);
+                Slot {
+                    server,
+                    name: server.config.kind.name(),
+                    unsupported,
+                    failed: unsupported
+                        .is_none()
+                        .then(|| crate::validate::check_workload(&server.base_url, workload).err())
+                        .flatten()
+                        .map(|e| format!("wrong answer before load: {e}")),
+                    runs: Vec::new(),
+                }
             })
             .collect();
-        for slot in slots.iter_mut().filter(|s| s.failed.is_none()) {
+        for slot in slots.iter_mut().filter(|s| s.active()) {
             if !is_stream(workload) {
                 let args = oha::args(
                     workload,
@@ -202,7 +219,7 @@ pub fn run(
         }
         for _ in 0..plan.runs {
             for slot in slots.iter_mut() {
-                if slot.failed.is_none() {
+                if slot.active() {
                     match measure(
                         plan,
                         workload,
@@ -234,9 +251,12 @@ pub fn run(
                 .into_iter()
                 .map(|slot| ServerResult {
                     server: slot.name,
-                    outcome: match slot.failed {
-                        Some(reason) => Outcome::Failed { reason },
-                        None => summarize(&slot.runs, unit),
+                    outcome: match (slot.unsupported, slot.failed) {
+                        (Some(reason), _) => Outcome::Unsupported {
+                            reason: reason.to_owned(),
+                        },
+                        (None, Some(reason)) => Outcome::Failed { reason },
+                        (None, None) => summarize(&slot.runs, unit),
                     },
                     runs: slot.runs,
                 })

@@ -22,6 +22,10 @@ pub enum Kind {
     Bare,
     /// FastAPI on uvicorn (uvloop, httptools).
     Fastapi,
+    /// A raw RSGI application on Granian.
+    Granian,
+    /// Robyn.
+    Robyn,
     /// A server that is already running (`--url`).
     Url,
 }
@@ -33,14 +37,11 @@ impl Kind {
             "python" => Kind::Python,
             "bare" => Kind::Bare,
             "fastapi" => Kind::Fastapi,
-            "granian" | "robyn" => {
-                return Err(format!(
-                    "the {name} peer is not available yet; peers: fastapi"
-                ))
-            }
+            "granian" => Kind::Granian,
+            "robyn" => Kind::Robyn,
             other => {
                 return Err(format!(
-                    "unknown server {other:?} (rust, python, bare, fastapi)"
+                    "unknown server {other:?} (rust, python, bare, fastapi, granian, robyn)"
                 ))
             }
         })
@@ -52,7 +53,36 @@ impl Kind {
             Kind::Python => "python",
             Kind::Bare => "bare",
             Kind::Fastapi => "fastapi",
+            Kind::Granian => "granian",
+            Kind::Robyn => "robyn",
             Kind::Url => "url",
+        }
+    }
+
+    /// Whether this server runs Python worker processes (and so takes `--workers`).
+    pub fn has_workers(self) -> bool {
+        matches!(
+            self,
+            Kind::Python | Kind::Fastapi | Kind::Granian | Kind::Robyn
+        )
+    }
+
+    /// Why this server cannot serve `workload` as WORKLOADS.md defines it, if it cannot.
+    /// Such a workload is reported as unsupported, never as a number.
+    pub fn unsupported(self, workload: &str) -> Option<&'static str> {
+        match (self, workload) {
+            (Kind::Robyn, "multipart-small" | "multipart-medium" | "multipart-large") => {
+                Some("Robyn's request.files gives a file's name and bytes, not its content type")
+            }
+            (Kind::Robyn, "query-many") => Some(
+                "Robyn 0.88 leaves percent-escapes in query values (q=hello%20world%21 stays \
+                 encoded)",
+            ),
+            (Kind::Robyn, "websocket") => Some(
+                "Robyn's WebSocket API does not tell text frames from binary ones, so binary \
+                 messages cannot be echoed as sent",
+            ),
+            _ => None,
         }
     }
 }
@@ -116,10 +146,7 @@ pub fn command_line(
             root,
         ),
         Kind::Fastapi => {
-            let python = paths.root.join(".venv-peers/bin/python");
-            if !python.exists() {
-                return Err(format!("{} is missing: run `make peers`", python.display()));
-            }
+            let python = peer_tool(paths, "python")?;
             let args = [
                 "-m",
                 "uvicorn",
@@ -138,12 +165,63 @@ pub fn command_line(
                 "--log-level",
                 "warning",
             ];
-            let mut line = vec![python.display().to_string()];
-            line.extend(args.iter().map(|s| s.to_string()));
-            (line, paths.root.join("peers"))
+            (peer_line(&python, &args), paths.root.join("peers"))
+        }
+        Kind::Granian => {
+            let granian = peer_tool(paths, "granian")?;
+            let args = [
+                "--interface",
+                "rsgi",
+                "--loop",
+                "uvloop",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--workers",
+                &workers.to_string(),
+                "--log-level",
+                "warning",
+                "granian_app:app",
+            ];
+            (peer_line(&granian, &args), paths.root.join("peers"))
+        }
+        Kind::Robyn => {
+            let python = peer_tool(paths, "python")?;
+            // Robyn takes its port from the environment; `env` keeps the line one command.
+            let port_var = format!("ROBYN_PORT={port}");
+            let args = [
+                "ROBYN_HOST=127.0.0.1",
+                &port_var,
+                &python.display().to_string(),
+                "robyn_app.py",
+                "--processes",
+                &workers.to_string(),
+                "--workers",
+                "1",
+                "--log-level",
+                "WARNING",
+            ];
+            (peer_line(Path::new("env"), &args), paths.root.join("peers"))
         }
         Kind::Url => return Err("a --url server is not started by the harness".into()),
     })
+}
+
+/// A program in the peers' virtualenv.
+fn peer_tool(paths: &Paths, name: &str) -> Result<PathBuf, String> {
+    let path = paths.root.join(".venv-peers/bin").join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} is missing: run `make peers`", path.display()))
+    }
+}
+
+fn peer_line(program: &Path, args: &[&str]) -> Vec<String> {
+    let mut line = vec![program.display().to_string()];
+    line.extend(args.iter().map(|s| s.to_string()));
+    line
 }
 
 /// Process groups of running servers, killed on Ctrl-C.
@@ -213,7 +291,7 @@ impl Server {
         if let Ok(mut groups) = GROUPS.lock() {
             groups.push(child.id() as i32);
         }
-        let workers = matches!(kind, Kind::Python | Kind::Fastapi).then_some(workers);
+        let workers = kind.has_workers().then_some(workers);
         let mut server = Server {
             base_url: format!("http://127.0.0.1:{port}"),
             config: Config {
@@ -287,4 +365,46 @@ impl Drop for Server {
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_take_workers() {
+        for name in ["fastapi", "granian", "robyn"] {
+            let kind = Kind::parse(name).expect(name);
+            assert_eq!(kind.name(), name);
+            assert!(kind.has_workers());
+        }
+        assert!(!Kind::Rust.has_workers());
+        assert!(Kind::parse("tornado").is_err());
+    }
+
+    #[test]
+    fn unsupported_workloads_are_real_table_entries() {
+        let table = spikard_workloads::table();
+        let kinds = [
+            Kind::Rust,
+            Kind::Python,
+            Kind::Fastapi,
+            Kind::Granian,
+            Kind::Robyn,
+        ];
+        let mut listed = 0;
+        for kind in kinds {
+            for w in table {
+                if kind.unsupported(w.name).is_some() {
+                    listed += 1;
+                    assert!(kind != Kind::Rust && kind != Kind::Python, "{w:?}");
+                }
+            }
+        }
+        // Robyn: query-many, three multipart workloads, websocket; every name must match the
+        // table, or a renamed workload would silently be measured.
+        assert_eq!(listed, 5);
+        assert!(Kind::Robyn.unsupported("multipart-large").is_some());
+        assert!(Kind::Granian.unsupported("multipart-large").is_none());
+    }
 }
