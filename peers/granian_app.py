@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 from urllib.parse import parse_qs, unquote
 
 import msgspec
+from granian.rsgi import WebsocketMessageType
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 JSON = [("content-type", "application/json")]
@@ -514,8 +515,6 @@ async def _websocket(scope: Any, proto: Any) -> None:
     if scope.path != "/ws/echo":
         proto.close(1008)
         return
-    from granian.rsgi import WebsocketMessageType
-
     transport = await proto.accept()
     while True:
         message = await transport.receive()
