@@ -1,6 +1,6 @@
 //! The command line: `run` (the default), `list`, `compare`.
 
-use crate::aggregate::{change, is_regression};
+use crate::aggregate::{change, is_regression, median};
 use crate::runner::{self, Plan};
 use crate::servers::{self, Kind, Paths};
 use crate::{metrics, oha, report};
@@ -41,6 +41,12 @@ enum Command {
         /// Relative change treated as noise (0.1 = 10%).
         #[arg(long, default_value_t = 0.1)]
         threshold: f64,
+        /// Compare each server's throughput as a fraction of this server's in the same run,
+        /// instead of absolute figures. The machine's drift between runs hits every server
+        /// of a run alike (runs alternate servers), so these ratios reproduce where absolute
+        /// figures do not.
+        #[arg(long, value_name = "SERVER")]
+        relative_to: Option<String>,
     },
 }
 
@@ -122,7 +128,8 @@ pub fn main() -> ExitCode {
             before,
             after,
             threshold,
-        }) => compare(&before, &after, threshold),
+            relative_to,
+        }) => compare(&before, &after, threshold, relative_to.as_deref()),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     };
@@ -243,18 +250,59 @@ fn medians(results: &Value) -> Vec<(String, String, f64)> {
     out
 }
 
-fn compare(before: &Path, after: &Path, threshold: f64) -> Result<ExitCode, String> {
-    let (a, b) = (medians(&load(before)?), medians(&load(after)?));
+/// Each workload's figure for every server other than `base`, divided by `base`'s figure
+/// for the same workload in the same run.
+fn relative(
+    figures: &[(String, String, f64)],
+    base: &str,
+) -> Result<Vec<(String, String, f64)>, String> {
+    if !figures.iter().any(|(_, server, _)| server == base) {
+        return Err(format!("no figures of server {base:?} to compare against"));
+    }
+    Ok(figures
+        .iter()
+        .filter(|(_, server, _)| server != base)
+        .filter_map(|(name, server, figure)| {
+            let (_, _, reference) = figures.iter().find(|(n, s, _)| n == name && s == base)?;
+            Some((
+                name.clone(),
+                format!("{server} / {base}"),
+                figure / reference,
+            ))
+        })
+        .collect())
+}
+
+fn compare(
+    before: &Path,
+    after: &Path,
+    threshold: f64,
+    relative_to: Option<&str>,
+) -> Result<ExitCode, String> {
+    let (mut a, mut b) = (medians(&load(before)?), medians(&load(after)?));
+    if let Some(base) = relative_to {
+        a = relative(&a, base)?;
+        b = relative(&b, base)?;
+    }
+    let show = |figure: f64| {
+        if relative_to.is_some() {
+            format!("{figure:.3}")
+        } else {
+            format!("{figure:.0}")
+        }
+    };
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(["workload", "server", "before", "after", "change", ""]);
     let mut regressions = 0;
+    let mut changes = Vec::new();
     for (name, server, old) in &a {
         let Some((_, _, new)) = b.iter().find(|(n, s, _)| n == name && s == server) else {
             continue;
         };
         let regressed = is_regression(*old, *new, threshold);
         regressions += usize::from(regressed);
+        changes.push(change(*old, *new));
         let verdict = if regressed {
             "REGRESSION"
         } else if change(*old, *new).abs() <= threshold {
@@ -265,13 +313,27 @@ fn compare(before: &Path, after: &Path, threshold: f64) -> Result<ExitCode, Stri
         t.add_row([
             name.clone(),
             server.clone(),
-            format!("{old:.0}"),
-            format!("{new:.0}"),
+            show(*old),
+            show(*new),
             format!("{:+.1}%", change(*old, *new) * 100.0),
             verdict.to_owned(),
         ]);
     }
     println!("{t}");
+    if let Some(middle) = median(&changes) {
+        let within = changes.iter().filter(|c| c.abs() <= threshold).count();
+        println!(
+            "{within} of {} {} within ±{:.0}%; median change {:+.1}%",
+            changes.len(),
+            if relative_to.is_some() {
+                "ratios"
+            } else {
+                "medians"
+            },
+            threshold * 100.0,
+            middle * 100.0
+        );
+    }
     if regressions > 0 {
         println!("{regressions} regression(s) past {:.0}%", threshold * 100.0);
         return Ok(ExitCode::FAILURE);
