@@ -300,12 +300,13 @@ fn compare(
         let Some((_, _, new)) = b.iter().find(|(n, s, _)| n == name && s == server) else {
             continue;
         };
+        let delta = change(*old, *new);
         let regressed = is_regression(*old, *new, threshold);
         regressions += usize::from(regressed);
-        changes.push(change(*old, *new));
+        changes.push(delta);
         let verdict = if regressed {
             "REGRESSION"
-        } else if change(*old, *new).abs() <= threshold {
+        } else if delta.abs() <= threshold {
             "noise"
         } else {
             ""
@@ -315,7 +316,7 @@ fn compare(
             server.clone(),
             show(*old),
             show(*new),
-            format!("{:+.1}%", change(*old, *new) * 100.0),
+            format!("{:+.1}%", delta * 100.0),
             verdict.to_owned(),
         ]);
     }

@@ -2,6 +2,8 @@
 //! same run, which factor out a machine that got faster or slower between the runs.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,19 +26,13 @@ fn results(name: &str, medians: &[(&str, &str, f64)]) -> PathBuf {
 }
 
 fn compare(before: &PathBuf, after: &PathBuf, extra: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("compare")
-        .arg(before)
-        .arg(after)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("compare")
+            .arg(before)
+            .arg(after)
+            .args(extra),
+    )
 }
 
 #[test]

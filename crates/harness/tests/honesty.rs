@@ -2,6 +2,8 @@
 //! end to end against the Rust workload server. These tests need oha (`make oha`).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -29,18 +31,12 @@ fn serve(router: axum::Router) -> String {
 }
 
 fn harness(args: &[&str], out: &std::path::Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .args(["--duration", "1s", "--warmup", "0s", "--runs", "1", "--out"])
-        .arg(out)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .args(["--duration", "1s", "--warmup", "0s", "--runs", "1", "--out"])
+            .arg(out),
+    )
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
