@@ -1,56 +1,113 @@
-"""The process's persistent asyncio loop, for coroutines that really suspend.
+"""The asyncio loop of an engine thread.
 
-Handlers' coroutines are first stepped inline by the engine, with this loop set as the
-running loop; only one that suspends is handed here, as a task that continues it from where
-it stopped. The loop runs on its own thread, started on first use (so a worker forked before
-serving starts with none).
+Each thread that serves (one per worker process) owns one asyncio loop, and that same thread
+drives it: the engine's tokio runtime waits on the loop's selector, its next timer and its
+ready queue, and runs one non-blocking iteration when any of them calls. So every
+``async def`` handler runs as a real :class:`asyncio.Task` on the loop of the thread that owns
+its connection: ``asyncio.current_task()`` is set from its first line, ``asyncio.timeout``,
+httpx, aiohttp and asyncpg work, and no loop is touched from another thread.
+
+A new request's task is created and the loop iterated once on the spot, so a handler that
+never suspends is answered without waking anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import selectors
 import threading
-import types
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
+#: Returned by :meth:`EngineLoop.iterate` when the loop waits only on I/O.
+IDLE = -1.0
+
+#: What :func:`next_item` returns after a stream's last item.
+END = object()
 
 
-def shared_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="spikard-asyncio", daemon=True)
-            thread.start()
-            _loop = loop
-        return _loop
+class _Selector(selectors.EpollSelector):
+    """An epoll selector that never blocks: the engine waits on its file descriptor instead,
+    and only polls it when the engine saw it readable (``poll_next``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Set while the engine drives the loop; before and after, it blocks as usual (so
+        #: start-up and shut-down hooks can run with ``run_until_complete``).
+        self.engine_driven = False
+        self.poll_next = True
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if not self.engine_driven:
+            return super().select(timeout)
+        if not self.poll_next:
+            return []
+        self.poll_next = False
+        return super().select(0)
 
 
-@types.coroutine
-def _continue(coro: Coroutine[Any, Any, Any], yielded: Any):  # type: ignore[no-untyped-def]
-    """Hands the task what the coroutine yielded, then keeps driving the coroutine."""
-    while True:
+class EngineLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop iterated by the engine's thread, one non-blocking step at a time."""
+
+    def __init__(self) -> None:
+        self._engine_selector = _Selector()
+        super().__init__(self._engine_selector)
+
+    def fileno(self) -> int:
+        """The epoll descriptor the engine waits on for I/O readiness."""
+        return self._engine_selector.fileno()
+
+    def attach(self) -> None:
+        """Makes this loop the running loop of the calling thread, for good (until
+        :meth:`detach`): coroutines stepped here see it as ``asyncio.get_running_loop()``."""
+        self._check_closed()
+        self._engine_selector.engine_driven = True
+        self._thread_id = threading.get_ident()
+        asyncio.events._set_running_loop(self)
+
+    def detach(self) -> None:
+        self._engine_selector.engine_driven = False
+        self._thread_id = None
+        asyncio.events._set_running_loop(None)
+
+    def iterate(self, poll: bool) -> float:
+        """Runs the callbacks that are due (polling the selector first when ``poll``) and
+        says when the loop next has work: 0.0 at once, seconds until its next timer, or
+        :data:`IDLE` when only I/O can wake it."""
+        if poll:
+            self._engine_selector.poll_next = True
+        self._run_once()
+        if self._ready:
+            return 0.0
+        if self._scheduled:
+            return max(0.0, self._scheduled[0].when() - self.time())
+        return IDLE
+
+
+async def run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    """Calls start-up or shut-down hooks in order, awaiting those that return awaitables."""
+    for hook in hooks:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+
+
+async def close_stream(stream: AsyncGenerator[Any, None], pending: asyncio.Task[Any] | None) -> None:
+    """Closes an event stream whose client went away: cancels the step in flight, then
+    ``aclose()``, so ``finally`` blocks that await run."""
+    if pending is not None and not pending.done():
+        pending.cancel()
         try:
-            sent = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - thrown into the coroutine
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+            await pending
+        except BaseException:  # noqa: BLE001, S110 - the stream is being closed either way
+            pass
+    await stream.aclose()
 
 
-def resume(coro: Coroutine[Any, Any, Any], yielded: Any, done: Callable[[asyncio.Task[Any]], None]) -> None:
-    """Runs on the loop thread: continue ``coro`` as a task; ``done`` gets the finished task."""
-    task = asyncio.get_running_loop().create_task(_continue(coro, yielded))
-    task.add_done_callback(done)
+async def next_item(stream: AsyncGenerator[Any, None]) -> Any:
+    """The next item of an async generator, or :data:`END`."""
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return END

@@ -5,7 +5,7 @@ from typing import Any, final
 
 @final
 class App:
-    def __new__(cls, body_limit: int = ...) -> App: ...
+    def __new__(cls, body_limit: int = ..., thread_pool_size: int = ..., slow_threshold: float = ...) -> App: ...
     def add_route(
         self,
         method: str,
@@ -14,13 +14,27 @@ class App:
         params: list[tuple[Any, ...]],
         body: tuple[int, Any] | None,
         is_async: bool,
+        blocking: bool,
         event_stream: bool,
         name: str,
     ) -> None: ...
-    def add_websocket(self, path: str, func: Callable[..., Any], is_async: bool, name: str) -> None: ...
+    def add_websocket(self, path: str, func: Callable[..., Any], is_async: bool, blocking: bool, name: str) -> None: ...
     def endpoints(self) -> list[tuple[str, str]]: ...
-    def serve(self, host: str, port: int, reuse_port: bool = False) -> None: ...
-    def start(self, host: str = ..., port: int = ...) -> ServerHandle: ...
+    def serve(
+        self,
+        host: str,
+        port: int,
+        reuse_port: bool = False,
+        startup: list[Callable[[], Any]] | None = None,
+        shutdown: list[Callable[[], Any]] | None = None,
+    ) -> None: ...
+    def start(
+        self,
+        host: str = ...,
+        port: int = ...,
+        startup: list[Callable[[], Any]] | None = None,
+        shutdown: list[Callable[[], Any]] | None = None,
+    ) -> ServerHandle: ...
 
 @final
 class ServerHandle:

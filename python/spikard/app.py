@@ -6,7 +6,7 @@ import inspect
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from . import _spikard
@@ -24,14 +24,50 @@ class Spikard:
     >>> @app.get("/items/{item_id}")
     ... def get_item(item_id: int, q: str | None = None) -> dict:
     ...     return {"item_id": item_id, "q": q}
+
+    Where handlers run: ``async def`` handlers are asyncio tasks on the worker's own event
+    loop, driven by the engine thread. ``def`` handlers run inline on the engine thread — the
+    fastest path, right for handlers that compute and return. A ``def`` handler that blocks
+    (a blocking database driver, ``time.sleep``, a synchronous HTTP client) would stop every
+    other request of its worker meanwhile: declare it ``blocking=True`` (per route, or for
+    the whole application here) and it runs on a thread pool of at most
+    ``thread_pool_size`` threads. A ``def`` handler that holds the engine thread for
+    ``slow_threshold`` seconds or more is logged with its name.
+
+    ``on_startup`` and ``on_shutdown`` callables (plain or ``async``) run in every worker, on
+    its event loop: before it accepts its first connection, and after its last request.
     """
 
-    def __init__(self, *, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
-        self._app = _spikard.App(body_limit)
+    def __init__(
+        self,
+        *,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+        blocking: bool = False,
+        thread_pool_size: int = 40,
+        slow_threshold: float = 0.1,
+        on_startup: Sequence[Callable[[], Any]] = (),
+        on_shutdown: Sequence[Callable[[], Any]] = (),
+    ) -> None:
+        if thread_pool_size < 1:
+            raise ValueError("thread_pool_size must be at least 1")
+        self._app = _spikard.App(body_limit, thread_pool_size, slow_threshold)
+        self._blocking = blocking
+        self._startup: list[Callable[[], Any]] = list(on_startup)
+        self._shutdown: list[Callable[[], Any]] = list(on_shutdown)
 
     # -- registration -------------------------------------------------------------------
 
-    def route(self, method: str, path: str) -> Callable[[F], F]:
+    def _runs_blocking(self, func: Callable[..., Any], blocking: bool | None) -> bool:
+        is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+        if blocking and is_async:
+            name = getattr(func, "__qualname__", repr(func))
+            raise RegistrationError(f"handler {name}: blocking=True is for def handlers; this one is async")
+        return not is_async and (self._blocking if blocking is None else blocking)
+
+    def route(self, method: str, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        """Registers ``func`` for ``method`` and ``path``. ``blocking=True`` runs a ``def``
+        handler on the thread pool (default: the application's ``blocking``)."""
+
         def register(func: F) -> F:
             params, body = compile_handler(func, path)
             event_stream = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
@@ -42,6 +78,7 @@ class Spikard:
                 params,
                 body,
                 inspect.iscoroutinefunction(func),
+                self._runs_blocking(func, blocking),
                 event_stream,
                 getattr(func, "__qualname__", repr(func)),
             )
@@ -49,22 +86,32 @@ class Spikard:
 
         return register
 
-    def get(self, path: str) -> Callable[[F], F]:
-        return self.route("GET", path)
+    def get(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        return self.route("GET", path, blocking=blocking)
 
-    def post(self, path: str) -> Callable[[F], F]:
-        return self.route("POST", path)
+    def post(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        return self.route("POST", path, blocking=blocking)
 
-    def put(self, path: str) -> Callable[[F], F]:
-        return self.route("PUT", path)
+    def put(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        return self.route("PUT", path, blocking=blocking)
 
-    def patch(self, path: str) -> Callable[[F], F]:
-        return self.route("PATCH", path)
+    def patch(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        return self.route("PATCH", path, blocking=blocking)
 
-    def delete(self, path: str) -> Callable[[F], F]:
-        return self.route("DELETE", path)
+    def delete(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
+        return self.route("DELETE", path, blocking=blocking)
 
-    def websocket(self, path: str) -> Callable[[F], F]:
+    def on_startup(self, func: F) -> F:
+        """Runs ``func`` (plain or ``async``) in each worker before it serves."""
+        self._startup.append(func)
+        return func
+
+    def on_shutdown(self, func: F) -> F:
+        """Runs ``func`` (plain or ``async``) in each worker after its last request."""
+        self._shutdown.append(func)
+        return func
+
+    def websocket(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
         """A WebSocket route. The handler is called with every text (``str``) or binary
         (``bytes``) message; what it returns (``str``, ``bytes``, or a dict/list sent as JSON
         text) is sent back, ``None`` sends nothing."""
@@ -75,7 +122,9 @@ class Spikard:
                 raise RegistrationError(f"handler {name}: WebSocket paths take no parameters")
             if len(inspect.signature(func).parameters) != 1:
                 raise RegistrationError(f"handler {name}: a WebSocket handler takes one argument, the message")
-            self._app.add_websocket(path, func, inspect.iscoroutinefunction(func), name)
+            self._app.add_websocket(
+                path, func, inspect.iscoroutinefunction(func), self._runs_blocking(func, blocking), name
+            )
             return func
 
         return register
@@ -91,7 +140,7 @@ class Spikard:
         """Serves until SIGINT or SIGTERM. ``workers`` > 1 forks that many processes that
         share the port (SO_REUSEPORT); each runs its own interpreter and engine thread."""
         if workers <= 1:
-            self._app.serve(host, port, False)
+            self._app.serve(host, port, False, self._startup, self._shutdown)
             return
         if port == 0:
             raise ValueError("workers > 1 need a fixed port")
@@ -101,7 +150,7 @@ class Spikard:
             if pid == 0:  # a worker
                 code = 0
                 try:
-                    self._app.serve(host, port, True)
+                    self._app.serve(host, port, True, self._startup, self._shutdown)
                 except BaseException as exc:  # noqa: BLE001 - report and exit non-zero
                     print(f"spikard: worker failed: {exc!r}", file=sys.stderr)
                     code = 1
@@ -127,4 +176,4 @@ class Spikard:
 
     def _start(self, host: str = "127.0.0.1", port: int = 0) -> Any:
         """Serves on a background thread; returns a handle with ``.port`` and ``.stop()``."""
-        return self._app.start(host, port)
+        return self._app.start(host, port, self._startup, self._shutdown)

@@ -89,3 +89,10 @@ def check(expected: dict, reply: Reply) -> None:
         reply.problem(expected["status"])
     else:
         raise AssertionError(f"unknown expectation {kind}")
+
+
+def get_json(port: int, target: str) -> Any:
+    """``GET target``, which must answer 200 with JSON."""
+    reply = send(port, "GET", target)
+    assert reply.status == 200, (reply.status, reply.body[:500])
+    return reply.json()

@@ -2,8 +2,10 @@
 //! compiled parameter plans, and serving them (blocking, or on a background thread for the
 //! test client).
 
-use crate::handler::{call_message_handler, BodyArg, Kind, PyHandler, SharedHandler};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use crate::aio::EngineLoop;
+use crate::blocking::{Pool, SlowLog};
+use crate::handler::{BodyArg, Kind, Mode, PyHandler, SharedHandler};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use spikard_core::params::parse_scalar;
@@ -11,7 +13,8 @@ use spikard_core::{
     App, BodyKind, Method, Param, ParamType, Route, Scalar, ServerConfig, Source, Value, WebSocket,
 };
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 struct RouteSpec {
@@ -28,6 +31,10 @@ struct RouteSpec {
 pub struct PyApp {
     routes: Mutex<Vec<RouteSpec>>,
     body_limit: usize,
+    pool_size: usize,
+    /// Started with the first `blocking=True` route.
+    pool: OnceLock<&'static Pool>,
+    slow_threshold: Duration,
 }
 
 fn scalar(spec: &Bound<'_, PyAny>) -> PyResult<Scalar> {
@@ -109,19 +116,27 @@ fn source(name: &str) -> PyResult<Source> {
 
 #[pymethods]
 impl PyApp {
+    /// `thread_pool_size` bounds the threads of `blocking=True` handlers; a `def` handler
+    /// that holds the engine thread for `slow_threshold` seconds or more is logged.
     #[new]
-    #[pyo3(signature = (body_limit = spikard_core::DEFAULT_BODY_LIMIT))]
-    fn new(body_limit: usize) -> Self {
-        PyApp {
+    #[pyo3(signature = (body_limit = spikard_core::DEFAULT_BODY_LIMIT, thread_pool_size = 40, slow_threshold = 0.1))]
+    fn new(body_limit: usize, thread_pool_size: usize, slow_threshold: f64) -> PyResult<Self> {
+        let slow_threshold = Duration::try_from_secs_f64(slow_threshold)
+            .map_err(|_| PyValueError::new_err("slow_threshold must be a number of seconds"))?;
+        Ok(PyApp {
             routes: Mutex::new(Vec::new()),
             body_limit,
-        }
+            pool_size: thread_pool_size,
+            pool: OnceLock::new(),
+            slow_threshold,
+        })
     }
 
     /// Registers a route. `params` are `(name, source, type, required, default, key, bounds)` in the
     /// order of the function's arguments (the body excluded); `body` is `None` or
-    /// `(position, "json" | "bytes" | decoder)`.
-    #[pyo3(signature = (method, path, func, params, body, is_async, event_stream, name))]
+    /// `(position, "json" | "bytes" | decoder)`; `blocking` runs a `def` handler on the
+    /// thread pool.
+    #[pyo3(signature = (method, path, func, params, body, is_async, blocking, event_stream, name))]
     #[allow(clippy::too_many_arguments)]
     fn add_route(
         &self,
@@ -131,6 +146,7 @@ impl PyApp {
         params: &Bound<'_, PyList>,
         body: Option<&Bound<'_, PyTuple>>,
         is_async: bool,
+        blocking: bool,
         event_stream: bool,
         name: String,
     ) -> PyResult<()> {
@@ -188,13 +204,14 @@ impl PyApp {
         let handler = PyHandler {
             name,
             func,
-            is_async,
+            mode: self.mode(is_async, blocking),
             kind: if event_stream {
                 Kind::EventStream
             } else {
                 Kind::Answer
             },
             body: body_arg,
+            slow: SlowLog::new(self.slow_threshold),
         };
         self.push(RouteSpec {
             method,
@@ -212,14 +229,16 @@ impl PyApp {
         path: String,
         func: Py<PyAny>,
         is_async: bool,
+        blocking: bool,
         name: String,
     ) -> PyResult<()> {
         let handler = PyHandler {
             name,
             func,
-            is_async,
+            mode: self.mode(is_async, blocking),
             kind: Kind::Answer,
             body: None,
+            slow: SlowLog::new(self.slow_threshold),
         };
         self.push(RouteSpec {
             method: Method::GET,
@@ -244,9 +263,19 @@ impl PyApp {
             .unwrap_or_default()
     }
 
-    /// Serves until SIGINT/SIGTERM on a current-thread runtime in the calling thread.
-    #[pyo3(signature = (host, port, reuse_port = false))]
-    fn serve(&self, py: Python<'_>, host: String, port: u16, reuse_port: bool) -> PyResult<()> {
+    /// Serves until SIGINT/SIGTERM on a current-thread runtime in the calling thread, with
+    /// the thread's own asyncio loop: `startup` hooks run on it before the first connection
+    /// is accepted, `shutdown` hooks after the last request finished.
+    #[pyo3(signature = (host, port, reuse_port = false, startup = None, shutdown = None))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        reuse_port: bool,
+        startup: Option<Py<PyAny>>,
+        shutdown: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         let router = self.router()?;
         let config = ServerConfig {
             host,
@@ -255,13 +284,32 @@ impl PyApp {
             reuse_port,
             ..ServerConfig::default()
         };
-        py.detach(|| spikard_core::server::run(router, &config))
-            .map_err(|e| PyOSError::new_err(e.to_string()))
+        let hooks = Hooks::new(py, startup, shutdown);
+        py.detach(|| {
+            serve_thread(
+                router,
+                &config,
+                hooks,
+                spikard_core::server::shutdown_signal(),
+                |addr| {
+                    if let Ok(addr) = addr {
+                        eprintln!("spikard: listening on http://{addr}");
+                    }
+                },
+            )
+        })
     }
 
     /// Serves on a background thread; returns a handle with the bound port.
-    #[pyo3(signature = (host = "127.0.0.1".to_owned(), port = 0))]
-    fn start(&self, py: Python<'_>, host: String, port: u16) -> PyResult<ServerHandle> {
+    #[pyo3(signature = (host = "127.0.0.1".to_owned(), port = 0, startup = None, shutdown = None))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        startup: Option<Py<PyAny>>,
+        shutdown: Option<Py<PyAny>>,
+    ) -> PyResult<ServerHandle> {
         let router = self.router()?;
         let config = ServerConfig {
             host,
@@ -270,27 +318,33 @@ impl PyApp {
             shutdown_timeout: Duration::from_secs(5),
             ..ServerConfig::default()
         };
+        let hooks = Hooks::new(py, startup, shutdown);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let served = config.runtime().and_then(|runtime| {
-                runtime.block_on(async {
-                    let listener = spikard_core::server::bind(&config)?;
-                    let _ = ready_tx.send(listener.local_addr().map(|a| a.port()));
-                    spikard_core::server::serve(listener, router, &config, async {
-                        let _ = stop_rx.await;
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            // Attached for the thread's whole life, so its Python thread state (the running
+            // loop, the current context) outlives each request's attach.
+            let served = Python::attach(|py| {
+                py.detach(|| {
+                    serve_thread(router, &config, hooks, stop, |addr| {
+                        let _ = ready_tx.send(addr.map(|a| a.port()).map_err(|e| e.to_string()));
                     })
-                    .await
                 })
             });
             if let Err(err) = served {
-                eprintln!("spikard: background server failed: {err}");
+                Python::attach(|py| {
+                    eprintln!("spikard: background server failed:");
+                    err.print(py);
+                });
             }
         });
         let port = py
             .detach(move || ready_rx.recv())
             .map_err(|_| PyOSError::new_err("the server thread failed to start"))?
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            .map_err(PyOSError::new_err)?;
         Ok(ServerHandle {
             port,
             stop: Mutex::new(Some((stop_tx, thread))),
@@ -298,7 +352,77 @@ impl PyApp {
     }
 }
 
+/// The application's start-up and shut-down hooks (lists of callables).
+struct Hooks {
+    startup: Py<PyAny>,
+    shutdown: Py<PyAny>,
+}
+
+impl Hooks {
+    fn new(py: Python<'_>, startup: Option<Py<PyAny>>, shutdown: Option<Py<PyAny>>) -> Hooks {
+        let empty = || PyList::empty(py).into_any().unbind();
+        Hooks {
+            startup: startup.unwrap_or_else(empty),
+            shutdown: shutdown.unwrap_or_else(empty),
+        }
+    }
+}
+
+/// Serves on the calling thread: a current-thread runtime and, on the same thread, the
+/// asyncio loop that the `async def` handlers run on. `ready` gets the bound address (or
+/// why nothing was bound) once the start-up hooks have run.
+fn serve_thread(
+    router: axum::Router,
+    config: &ServerConfig,
+    hooks: Hooks,
+    stop: impl Future<Output = ()>,
+    ready: impl FnOnce(std::io::Result<std::net::SocketAddr>),
+) -> PyResult<()> {
+    let os_error = |e: std::io::Error| PyOSError::new_err(e.to_string());
+    let runtime = config.runtime().map_err(os_error)?;
+    runtime.block_on(async {
+        let lp = Python::attach(|py| -> PyResult<_> {
+            let lp = EngineLoop::new(py)?;
+            lp.run_hooks(py, hooks.startup.bind(py)).map_err(|err| {
+                let failure = PyRuntimeError::new_err("a start-up hook raised");
+                failure.set_cause(py, Some(err));
+                failure
+            })?;
+            Ok(lp)
+        });
+        let lp = match lp {
+            Ok(lp) => lp,
+            Err(err) => {
+                ready(Err(std::io::Error::other("a start-up hook raised")));
+                return Err(err);
+            }
+        };
+        let listener = match spikard_core::server::bind(config) {
+            Ok(listener) => listener,
+            Err(err) => {
+                ready(Err(std::io::Error::new(err.kind(), err.to_string())));
+                return Err(os_error(err));
+            }
+        };
+        let driver = Python::attach(|py| lp.install(py))?;
+        ready(listener.local_addr());
+        let served = spikard_core::server::serve(listener, router, config, stop).await;
+        lp.stop();
+        let _ = driver.await;
+        Python::attach(|py| lp.close(py, hooks.shutdown.bind(py)))?;
+        served.map_err(os_error)
+    })
+}
+
 impl PyApp {
+    fn mode(&self, is_async: bool, blocking: bool) -> Mode {
+        match (is_async, blocking) {
+            (true, _) => Mode::Async,
+            (false, false) => Mode::Inline,
+            (false, true) => Mode::Blocking(self.pool.get_or_init(|| Pool::leak(self.pool_size))),
+        }
+    }
+
     fn push(&self, spec: RouteSpec) -> PyResult<()> {
         let mut routes = self
             .routes
@@ -319,8 +443,7 @@ impl PyApp {
             let route = if spec.websocket {
                 let handler = Arc::clone(&spec.handler);
                 Route::websocket(spec.path.clone(), move |socket: WebSocket| {
-                    let handler = Arc::clone(&handler);
-                    message_loop(handler, socket)
+                    crate::ws::message_loop(Arc::clone(&handler), socket)
                 })
             } else {
                 Route::new(
@@ -335,20 +458,6 @@ impl PyApp {
         }
         app.into_router()
             .map_err(|e| PyValueError::new_err(e.to_string()))
-    }
-}
-
-async fn message_loop(handler: Arc<PyHandler>, mut socket: WebSocket) {
-    use spikard_core::Message;
-    while let Some(Ok(message)) = socket.recv().await {
-        if matches!(message, Message::Close(_)) {
-            break;
-        }
-        if let Some(reply) = call_message_handler(&handler, message).await {
-            if socket.send(reply).await.is_err() {
-                break;
-            }
-        }
     }
 }
 

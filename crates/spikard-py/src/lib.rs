@@ -1,10 +1,16 @@
 //! The `spikard._spikard` extension module: Python functions as handlers of the Spikard
 //! engine. The Python-facing API lives in `python/spikard`; this crate holds the engine side.
 
+mod aio;
+mod answer;
 mod app;
+mod blocking;
+mod context;
 mod convert;
 mod handler;
 mod response;
+mod stream;
+mod ws;
 
 use pyo3::prelude::*;
 
@@ -14,6 +20,6 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<app::ServerHandle>()?;
     module.add_class::<response::PyResponse>()?;
     module.add_class::<response::PyEvent>()?;
-    handler::register(module)?;
+    module.add_class::<aio::Completion>()?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `Response` and `Event`, the classes a Python handler returns to control status, headers
 //! and content type, or the fields of a server-sent event.
 
-use crate::handler::body_response;
+use crate::answer::body_response;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use spikard_core::{Event, HeaderValue, Response, StatusCode};

@@ -1,0 +1,311 @@
+//! The asyncio loop of an engine thread, driven by that thread's tokio runtime.
+//!
+//! Each serving thread owns one `spikard._aio.EngineLoop`. A driver task on the thread's
+//! current-thread runtime waits on what can give the loop work — its epoll descriptor turning
+//! readable, its next timer, or a wake-up from a request that scheduled callbacks — and then
+//! runs one non-blocking iteration of it. So an `async def` handler is a real asyncio Task on
+//! the loop of the thread that owns its connection, and the loop is never touched from another
+//! thread (other threads reach it through `call_soon_threadsafe`, whose wake-up byte makes the
+//! descriptor readable).
+//!
+//! A request's task is created and the loop iterated once on the spot, so a handler that does
+//! not suspend is answered then and there; one that suspends is answered when the task's done
+//! callback fires.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{oneshot, Notify};
+
+/// `spikard._aio` and `asyncio` objects, looked up once.
+struct Names {
+    engine_loop: Py<PyAny>,
+    task: Py<PyAny>,
+    run_hooks: Py<PyAny>,
+    close_stream: Py<PyAny>,
+    next_item: Py<PyAny>,
+    end: Py<PyAny>,
+}
+
+static NAMES: PyOnceLock<Names> = PyOnceLock::new();
+
+fn names(py: Python<'_>) -> PyResult<&Names> {
+    NAMES.get_or_try_init(py, || {
+        let aio = py.import("spikard._aio")?;
+        Ok(Names {
+            engine_loop: aio.getattr("EngineLoop")?.unbind(),
+            task: py.import("asyncio")?.getattr("Task")?.unbind(),
+            run_hooks: aio.getattr("run_hooks")?.unbind(),
+            close_stream: aio.getattr("close_stream")?.unbind(),
+            next_item: aio.getattr("next_item")?.unbind(),
+            end: aio.getattr("END")?.unbind(),
+        })
+    })
+}
+
+/// What `EngineLoop.iterate` returns when only I/O can wake the loop.
+const IDLE: f64 = -1.0;
+const NEVER: u64 = u64::MAX;
+
+/// One thread's asyncio loop and what its driver waits on.
+pub struct EngineLoop {
+    obj: Py<PyAny>,
+    fd: RawFd,
+    wake: Notify,
+    /// When the driver will next run the loop by itself, in nanoseconds since `epoch`.
+    wake_at: AtomicU64,
+    epoch: Instant,
+    stopping: AtomicBool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<EngineLoop>>> = const { RefCell::new(None) };
+}
+
+/// The loop of the calling engine thread.
+pub fn current() -> Option<Arc<EngineLoop>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// A task started by [`EngineLoop::spawn`].
+pub enum Spawned<'py> {
+    /// It finished during its first step: the task, ready for `result()`.
+    Done(Bound<'py, PyAny>),
+    /// It suspended: the task arrives here when it is done.
+    Pending(Py<PyAny>, oneshot::Receiver<Py<PyAny>>),
+}
+
+impl EngineLoop {
+    /// A new loop for the calling thread (not yet driven: see [`EngineLoop::install`]).
+    pub fn new(py: Python<'_>) -> PyResult<Arc<EngineLoop>> {
+        let obj = names(py)?.engine_loop.bind(py).call0()?;
+        let fd: RawFd = obj.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
+        Ok(Arc::new(EngineLoop {
+            obj: obj.unbind(),
+            fd,
+            wake: Notify::new(),
+            wake_at: AtomicU64::new(NEVER),
+            epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+
+    /// Runs start-up or shut-down hooks to completion (before the loop is installed, or
+    /// after it was removed).
+    pub fn run_hooks(&self, py: Python<'_>, hooks: &Bound<'_, PyAny>) -> PyResult<()> {
+        let coro = names(py)?.run_hooks.bind(py).call1((hooks,))?;
+        self.obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "run_until_complete"), (coro,))?;
+        Ok(())
+    }
+
+    /// Makes this the running loop of the calling thread and starts its driver on the
+    /// current tokio runtime.
+    pub fn install(self: &Arc<Self>, py: Python<'_>) -> PyResult<tokio::task::JoinHandle<()>> {
+        self.obj
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "attach"))?;
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(self)));
+        // SAFETY: the loop's epoll descriptor stays open until `close`, which runs after the
+        // driver (the owner of this registration) has ended.
+        let fd = unsafe { AsyncFd::register_with_interest(self.fd, Interest::READABLE) }
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot watch the asyncio loop: {e}")))?;
+        Ok(tokio::spawn(drive(Arc::clone(self), fd)))
+    }
+
+    /// Stops the driver (await its handle), then the caller calls [`EngineLoop::close`].
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Detaches the loop from the thread, runs the shut-down hooks, finishes async
+    /// generators and closes the loop.
+    pub fn close(&self, py: Python<'_>, shutdown: &Bound<'_, PyAny>) -> PyResult<()> {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        let lp = self.obj.bind(py);
+        lp.call_method0(pyo3::intern!(py, "detach"))?;
+        let hooks = self.run_hooks(py, shutdown);
+        let gens = lp.call_method0("shutdown_asyncgens")?;
+        lp.call_method1("run_until_complete", (gens,))?;
+        lp.call_method0("close")?;
+        hooks
+    }
+
+    /// One non-blocking iteration; tells the driver when the loop next needs it.
+    fn iterate(&self, py: Python<'_>, poll: bool) -> PyResult<f64> {
+        let next: f64 = self
+            .obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "iterate"), (poll,))?
+            .extract()?;
+        Ok(next)
+    }
+
+    /// After an iteration outside the driver: wakes the driver if the loop needs it sooner
+    /// than the driver planned.
+    fn reschedule(&self, next: f64) {
+        if next < 0.0 {
+            return;
+        }
+        let due = self.nanos(Instant::now()) + (next * 1e9) as u64;
+        if due < self.wake_at.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
+    }
+
+    /// Creates an asyncio Task of `coro` (in `context`, or a copy of the current context)
+    /// and runs its first step now.
+    pub fn spawn<'py>(
+        &self,
+        py: Python<'py>,
+        coro: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Spawned<'py>> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "loop"), self.obj.bind(py))?;
+        if let Some(context) = context {
+            kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+        }
+        let task = names(py)?.task.bind(py).call((coro,), Some(&kwargs))?;
+        let next = self.iterate(py, false)?;
+        self.reschedule(next);
+        if task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+            return Ok(Spawned::Done(task));
+        }
+        let (tx, rx) = oneshot::channel();
+        let done = Py::new(
+            py,
+            Completion {
+                tx: Mutex::new(Some(tx)),
+            },
+        )?;
+        task.call_method1(pyo3::intern!(py, "add_done_callback"), (done,))?;
+        Ok(Spawned::Pending(task.unbind(), rx))
+    }
+
+    /// Runs `coro` as a task and waits for its result.
+    pub async fn run(
+        &self,
+        coro: Py<PyAny>,
+        context: Option<Py<PyAny>>,
+    ) -> Result<Py<PyAny>, PyErr> {
+        let spawned = Python::attach(|py| -> PyResult<Result<Py<PyAny>, _>> {
+            let context = context.as_ref().map(|c| c.bind(py));
+            match self.spawn(py, coro.bind(py), context)? {
+                Spawned::Done(task) => Ok(Ok(task.unbind())),
+                Spawned::Pending(_, rx) => Ok(Err(rx)),
+            }
+        })?;
+        let task = match spawned {
+            Ok(task) => task,
+            Err(rx) => rx
+                .await
+                .map_err(|_| PyRuntimeError::new_err("the asyncio loop dropped a task"))?,
+        };
+        Python::attach(|py| {
+            Ok(task
+                .bind(py)
+                .call_method0(pyo3::intern!(py, "result"))?
+                .unbind())
+        })
+    }
+
+    /// Starts `close_stream(stream, pending)` on the loop (an event stream's client left).
+    pub fn close_stream(
+        &self,
+        py: Python<'_>,
+        stream: &Bound<'_, PyAny>,
+        pending: Option<&Bound<'_, PyAny>>,
+        context: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let coro = names(py)?
+            .close_stream
+            .bind(py)
+            .call1((stream, pending.cloned().unwrap_or(py.None().into_bound(py))))?;
+        self.spawn(py, &coro, Some(context)).map(|_| ())
+    }
+}
+
+/// `next_item(stream)`: the next item of an async generator, or [`end`] after its last.
+pub fn next_item<'py>(py: Python<'py>, stream: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    names(py)?.next_item.bind(py).call1((stream,))
+}
+
+/// The value `next_item` gives when the stream is over.
+pub fn is_end(py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(item.is(names(py)?.end.bind(py)))
+}
+
+/// Whether the loop's epoll descriptor has events waiting (level-triggered descriptors
+/// that an iteration left ready do not make the edge-triggered registration fire again).
+fn readable_now(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; the descriptor is the loop's own epoll fd.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+async fn drive(lp: Arc<EngineLoop>, fd: AsyncFd<RawFd>) {
+    let mut poll = true;
+    while !lp.stopping.load(Ordering::Acquire) {
+        let next = Python::attach(|py| {
+            lp.iterate(py, poll).unwrap_or_else(|err| {
+                eprintln!("spikard: the asyncio loop failed an iteration:");
+                err.print(py);
+                IDLE
+            })
+        });
+        poll = poll && readable_now(lp.fd);
+        if poll || next == 0.0 {
+            lp.wake_at.store(0, Ordering::Release);
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let sleep = (next > 0.0).then(|| Duration::from_secs_f64(next));
+        let due = sleep.map_or(NEVER, |d| lp.nanos(Instant::now() + d));
+        lp.wake_at.store(due, Ordering::Release);
+        tokio::select! {
+            () = lp.wake.notified() => {}
+            ready = fd.readable() => {
+                if let Ok(mut guard) = ready {
+                    guard.clear_ready();
+                }
+                poll = true;
+            }
+            () = tokio::time::sleep(sleep.unwrap_or_default()), if sleep.is_some() => {}
+        }
+    }
+}
+
+/// Receives the finished asyncio task of a suspended handler.
+#[pyclass(module = "spikard._spikard")]
+pub struct Completion {
+    tx: Mutex<Option<oneshot::Sender<Py<PyAny>>>>,
+}
+
+#[pymethods]
+impl Completion {
+    fn __call__(&self, task: Py<PyAny>) {
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut tx| tx.take()) {
+            let _ = tx.send(task);
+        }
+    }
+}

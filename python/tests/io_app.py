@@ -1,0 +1,126 @@
+"""An application whose handlers do real I/O the way application code does: HTTP clients,
+timeouts, raw connections, a blocking call, context variables, and an event stream that
+awaits in its ``finally``. ``UPSTREAM`` is the base URL of another server the handlers call
+(``/hello`` there answers ``{"hello": ...}``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+
+from spikard import Spikard
+
+app = Spikard()
+UPSTREAM = os.environ.get("UPSTREAM", "http://127.0.0.1:1")
+HOST, _, PORT = UPSTREAM.removeprefix("http://").partition(":")
+
+request_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("request_id", default=None)
+clients: dict[str, Any] = {}
+cleanups = {"started": 0, "finished": 0}
+
+
+@app.on_startup
+async def open_clients() -> None:
+    clients["httpx"] = httpx.AsyncClient(base_url=UPSTREAM, timeout=10)
+    clients["aiohttp"] = aiohttp.ClientSession(base_url=UPSTREAM)
+
+
+@app.on_shutdown
+async def close_clients() -> None:
+    await clients["httpx"].aclose()
+    await clients["aiohttp"].close()
+
+
+@app.get("/hello")
+def hello(name: str = "world") -> dict:
+    return {"hello": name}
+
+
+@app.get("/health")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.get("/task")
+async def task() -> dict:
+    current = asyncio.current_task()
+    return {
+        "in_task": current is not None,
+        "loop_matches": current is not None and current.get_loop() is asyncio.get_running_loop(),
+    }
+
+
+@app.get("/httpx/{n}")
+async def with_httpx(n: int) -> dict:
+    reply = await clients["httpx"].get("/hello", params={"name": f"x{n}"})
+    return {"n": n, "upstream": reply.json()["hello"]}
+
+
+@app.get("/aiohttp/{n}")
+async def with_aiohttp(n: int) -> dict:
+    async with clients["aiohttp"].get("/hello", params={"name": f"a{n}"}) as reply:
+        body = await reply.json()
+    return {"n": n, "upstream": body["hello"]}
+
+
+@app.get("/timeout/{n}")
+async def with_timeout(n: int) -> dict:
+    async with asyncio.timeout(1):
+        await asyncio.sleep(0.001)
+    return {"n": n}
+
+
+@app.get("/open/{n}")
+async def with_open_connection(n: int) -> dict:
+    reader, writer = await asyncio.open_connection(HOST, int(PORT))
+    writer.write(f"GET /hello?name=o{n} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return {"n": n, "upstream_ok": answer.startswith(b"HTTP/1.1 200") and f'"o{n}"'.encode() in answer}
+
+
+@app.get("/sleep", blocking=True)
+def sleep() -> dict:
+    time.sleep(0.2)
+    return {"slept": 0.2}
+
+
+@app.get("/ctx/{n}")
+def ctx(n: int) -> dict:
+    seen = request_id.get()
+    request_id.set(n)
+    return {"seen": seen, "n": n}
+
+
+@app.get("/actx/{n}")
+async def actx(n: int) -> dict:
+    seen = request_id.get()
+    request_id.set(n)
+    await asyncio.sleep(0)
+    return {"seen": seen, "n": n, "still": request_id.get()}
+
+
+@app.get("/stream")
+async def stream() -> AsyncIterator[dict]:
+    cleanups["started"] += 1
+    try:
+        for i in range(1_000_000):
+            yield {"i": i}
+            await asyncio.sleep(0.01)
+    finally:
+        await asyncio.sleep(0.001)
+        cleanups["finished"] += 1
+
+
+@app.get("/cleanups")
+def cleanup_counts() -> dict:
+    return dict(cleanups)
