@@ -5,18 +5,33 @@ captures by name, the rest from the query unless marked), JSON bodies decode int
 Structs, and returned Structs and dicts are encoded to JSON by the engine.
 
     python -m spikard workload_app:app --port 8200
+
+The database workloads (``/db``, ``/queries``, ``/updates``, ``/fortunes``) read
+``DATABASE_URL``: ``async def`` handlers on an asyncpg pool, and the same routes under
+``/sync/…`` as ``def`` handlers on a psycopg pool, declared ``blocking=True`` so they run on
+the thread pool. Each worker process opens its own pools when it starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
+import html
+import os
+import random
+import re
 import uuid
 import zlib
-from typing import Annotated, Literal, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
+import asyncpg
 import msgspec
+import psycopg
+import psycopg_pool
 
-from spikard import Event, Form, Path, Query, Spikard, UploadFile
+from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile
 
 app = Spikard()
 
@@ -319,3 +334,222 @@ def echo(message: str | bytes) -> str | bytes:
 @app.get("/fault")
 def fault() -> dict:
     raise RuntimeError("the fault workload raises on purpose")
+
+
+@app.get("/json")
+def json_hello() -> dict:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext")
+def plaintext() -> str:
+    return "Hello, World!"
+
+
+# -- the same work as async def handlers, to measure what async costs -----------------------
+
+
+@app.get("/async/path/int/{id}")
+async def path_int_async(id: int) -> dict:
+    return {"id": id}
+
+
+@app.post("/async/json/small")
+async def json_small_async(item: SmallItem) -> SmallItem:
+    return item
+
+
+@app.post("/async/api/v1/users/{user_id}/posts")
+async def mixed_async(user_id: int, post: Post, publish: bool = False, notify: bool = False) -> dict:
+    return {"user_id": user_id, "publish": publish, "notify": notify, "post": post}
+
+
+# -- database: asyncpg for async def, psycopg for def --------------------------------------
+
+DATABASE_URL = os.environ.get("DATABASE_URL")
+POOL_SIZE = 16
+ADDED_FORTUNE = "Additional fortune added at request time."
+FORTUNES_HEAD = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
+)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+pools: dict[str, Any] = {}
+
+
+@app.on_startup
+async def open_pools() -> None:
+    if DATABASE_URL:
+        # Connections open on first use, so a worker starts even while the database is down.
+        pools["async"] = await asyncpg.create_pool(DATABASE_URL, min_size=0, max_size=POOL_SIZE, timeout=5)
+        pools["sync"] = psycopg_pool.ConnectionPool(
+            DATABASE_URL, min_size=0, max_size=POOL_SIZE, kwargs={"autocommit": True}, timeout=5, open=True
+        )
+
+
+@app.on_shutdown
+async def close_pools() -> None:
+    if "async" in pools:
+        await pools.pop("async").close()
+    if "sync" in pools:
+        pools.pop("sync").close()
+
+
+DatabaseDown = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    psycopg.OperationalError,
+    LookupError,
+)
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def unavailable(err: BaseException) -> Response:
+    detail = "no database is configured: set DATABASE_URL" if isinstance(err, LookupError) else str(err)
+    problem = {
+        "type": "urn:spikard:problem:unavailable",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": f"the database cannot be reached: {detail}",
+    }
+    return Response(problem, status=503, media_type="application/problem+json")
+
+
+def needs_database(handler: H) -> H:
+    """Answers 503 with a problem document when the database cannot be reached."""
+    if asyncio.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await handler(*args, **kwargs)
+            except DatabaseDown as err:
+                return unavailable(err)
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except DatabaseDown as err:
+            return unavailable(err)
+
+    return run  # type: ignore[return-value]
+
+
+def count(queries: str | None) -> int:
+    """``queries=N`` clamped to 1..500; missing or not an integer counts as 1."""
+    if queries is None or not _INTEGER.fullmatch(queries):
+        return 1
+    return min(max(int(queries), 1), 500)
+
+
+def random_id() -> int:
+    return random.randint(1, 10_000)
+
+
+def updated_rows(ids: list[int]) -> list[dict]:
+    return [{"id": i, "randomNumber": random.randint(1, 10_000)} for i in ids]
+
+
+def fortunes_page(rows: list[tuple[int, str]]) -> str:
+    rows.append((0, ADDED_FORTUNE))
+    rows.sort(key=lambda row: row[1])
+    cells = "".join(f"<tr><td>{id}</td><td>{html.escape(message)}</td></tr>" for id, message in rows)
+    return FORTUNES_HEAD + cells + "</table></body></html>"
+
+
+def html_response(page: str) -> Response:
+    return Response(page, media_type="text/html; charset=utf-8")
+
+
+SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = $1"
+UPDATE_WORLD = (
+    "UPDATE world SET randomnumber = v.r FROM (SELECT unnest($1::integer[]) AS id, unnest($2::integer[]) AS r "
+    "ORDER BY 1) AS v WHERE world.id = v.id"
+)
+SELECT_FORTUNES = "SELECT id, message FROM fortune"
+
+
+@app.get("/db")
+@needs_database
+async def db() -> dict:
+    id = random_id()
+    async with pools["async"].acquire() as conn:
+        return {"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)}
+
+
+@app.get("/queries")
+@needs_database
+async def queries(queries: str | None = None) -> list:
+    ids = [random_id() for _ in range(count(queries))]
+    async with pools["async"].acquire() as conn:
+        return [{"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)} for id in ids]
+
+
+@app.get("/updates")
+@needs_database
+async def updates(queries: str | None = None) -> list:
+    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    async with pools["async"].acquire() as conn:
+        for id in ids:
+            await conn.fetchval(SELECT_WORLD, id)
+        rows = updated_rows(ids)
+        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+    return rows
+
+
+@app.get("/fortunes")
+@needs_database
+async def fortunes() -> Response:
+    async with pools["async"].acquire() as conn:
+        rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
+    return html_response(fortunes_page(rows))
+
+
+SYNC_SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = %s"
+SYNC_UPDATE_WORLD = UPDATE_WORLD.replace("$1", "%s").replace("$2", "%s")
+
+
+@app.get("/sync/db", blocking=True)
+@needs_database
+def sync_db() -> dict:
+    id = random_id()
+    with pools["sync"].connection() as conn:
+        (number,) = conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()
+    return {"id": id, "randomNumber": number}
+
+
+@app.get("/sync/queries", blocking=True)
+@needs_database
+def sync_queries(queries: str | None = None) -> list:
+    ids = [random_id() for _ in range(count(queries))]
+    with pools["sync"].connection() as conn:
+        return [
+            {"id": id, "randomNumber": conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()[0]}
+            for id in ids
+        ]
+
+
+@app.get("/sync/updates", blocking=True)
+@needs_database
+def sync_updates(queries: str | None = None) -> list:
+    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    with pools["sync"].connection() as conn:
+        for id in ids:
+            conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()
+        rows = updated_rows(ids)
+        conn.execute(SYNC_UPDATE_WORLD, (ids, [row["randomNumber"] for row in rows]), prepare=True)
+    return rows
+
+
+@app.get("/sync/fortunes", blocking=True)
+@needs_database
+def sync_fortunes() -> Response:
+    with pools["sync"].connection() as conn:
+        rows = conn.execute(SELECT_FORTUNES).fetchall()
+    return html_response(fortunes_page(rows))

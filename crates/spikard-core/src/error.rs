@@ -83,6 +83,8 @@ pub enum Error {
     /// A handler failed (raised, panicked, or misused the API): 500. The detail is logged,
     /// never sent.
     Internal(String),
+    /// A backend the handler needs (a database) cannot be reached: 503, with the reason.
+    Unavailable(String),
 }
 
 impl Error {
@@ -95,6 +97,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -126,6 +129,7 @@ impl Error {
                 "Unsupported Media Type",
             ),
             Error::Internal(_) => ("urn:spikard:problem:internal", "Internal Server Error"),
+            Error::Unavailable(_) => ("urn:spikard:problem:unavailable", "Service Unavailable"),
         }
     }
 
@@ -147,6 +151,7 @@ impl Error {
                 format!("this route takes a body of type {expected}")
             }
             Error::Internal(_) => "the handler failed; the error was logged".to_owned(),
+            Error::Unavailable(detail) => detail.clone(),
         }
     }
 

@@ -31,6 +31,14 @@ pub fn text(body: impl Into<String>) -> Response {
     )
 }
 
+/// A 200 `text/html; charset=utf-8` answer.
+pub fn html(body: impl Into<String>) -> Response {
+    with_content_type(
+        Bytes::from(body.into()),
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    )
+}
+
 /// A 200 `application/octet-stream` answer.
 pub fn bytes(body: impl Into<Bytes>) -> Response {
     with_content_type(

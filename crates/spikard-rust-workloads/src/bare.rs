@@ -3,6 +3,7 @@
 //! documents beyond the minimum). Its throughput is the reference the engine's overhead is
 //! measured against; it is not a framework and does not validate like one.
 
+use crate::db;
 use crate::types::*;
 use axum::extract::{Multipart, Path, Query, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -332,7 +333,54 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter)> {
         ("GET", "/sse/{count}", get(sse_ticks)),
         ("GET", "/ws/echo", get(ws_echo)),
         ("GET", "/fault", get(fault)),
+        ("GET", "/json", get(json_hello)),
+        ("GET", "/plaintext", get(plaintext)),
+        ("GET", "/db", get(db_one)),
+        ("GET", "/queries", get(queries)),
+        ("GET", "/updates", get(updates)),
+        ("GET", "/fortunes", get(fortunes)),
     ]
+}
+
+async fn json_hello() -> Json<HelloMessage> {
+    Json(HelloMessage {
+        message: "Hello, World!",
+    })
+}
+
+async fn plaintext() -> &'static str {
+    "Hello, World!"
+}
+
+/// A database failure, as little as axum needs.
+fn db_failure(err: spikard_core::Error) -> Failure {
+    (err.status(), err.to_string())
+}
+
+#[derive(Deserialize)]
+struct Queries {
+    queries: Option<String>,
+}
+
+async fn db_one() -> Result<Json<db::World>, Failure> {
+    db::one().await.map(Json).map_err(db_failure)
+}
+
+async fn queries(Query(q): Query<Queries>) -> Result<Json<Vec<db::World>>, Failure> {
+    let n = db::count(q.queries.as_deref());
+    db::fetch(n).await.map(Json).map_err(db_failure)
+}
+
+async fn updates(Query(q): Query<Queries>) -> Result<Json<Vec<db::World>>, Failure> {
+    let n = db::count(q.queries.as_deref());
+    db::update(n).await.map(Json).map_err(db_failure)
+}
+
+async fn fortunes() -> Result<axum::response::Html<String>, Failure> {
+    db::fortunes()
+        .await
+        .map(axum::response::Html)
+        .map_err(db_failure)
 }
 
 /// The bare axum router and the `(method, path)` pairs it serves.

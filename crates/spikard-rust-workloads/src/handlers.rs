@@ -1,6 +1,7 @@
 //! Every workload as a Spikard route with a Rust handler. Each route declares its parameter
 //! plan; the engine validates the request against it and the handler gets typed values.
 
+use crate::db;
 use crate::types::*;
 use futures_util::StreamExt;
 use spikard_core::response;
@@ -11,6 +12,34 @@ use spikard_core::{
 use uuid::Uuid;
 
 type Answer = Result<Response, Error>;
+
+async fn json_hello(_: Request) -> Answer {
+    response::json(&HelloMessage {
+        message: "Hello, World!",
+    })
+}
+
+async fn plaintext(_: Request) -> Answer {
+    Ok(response::text("Hello, World!"))
+}
+
+async fn db_one(_: Request) -> Answer {
+    response::json(&db::one().await?)
+}
+
+async fn queries(mut req: Request) -> Answer {
+    let n = db::count(req.param::<Option<String>>("queries")?.as_deref());
+    response::json(&db::fetch(n).await?)
+}
+
+async fn updates(mut req: Request) -> Answer {
+    let n = db::count(req.param::<Option<String>>("queries")?.as_deref());
+    response::json(&db::update(n).await?)
+}
+
+async fn fortunes(_: Request) -> Answer {
+    Ok(response::html(db::fortunes().await?))
+}
 
 async fn health(_: Request) -> Answer {
     response::json(&serde_json::json!({"status": "ok"}))
@@ -194,6 +223,11 @@ fn form_strs(names: &[&str]) -> Vec<Param> {
         .collect()
 }
 
+/// `queries`, read as text: the handler counts what is not an integer as 1.
+fn queries_param() -> Param {
+    Param::query("queries", ParamType::STR).optional()
+}
+
 /// The Spikard application serving every workload of the route table.
 pub fn app() -> App {
     let int = |v| Value::Int(v);
@@ -311,4 +345,10 @@ pub fn app() -> App {
         )
         .route(Route::websocket("/ws/echo", echo))
         .route(Route::get("/fault", fault))
+        .route(Route::get("/json", json_hello))
+        .route(Route::get("/plaintext", plaintext))
+        .route(Route::get("/db", db_one))
+        .route(Route::get("/queries", queries).param(queries_param()))
+        .route(Route::get("/updates", updates).param(queries_param()))
+        .route(Route::get("/fortunes", fortunes))
 }

@@ -2,6 +2,7 @@
 //! measured against. Both refuse to start unless they serve every route of the table.
 
 pub mod bare;
+pub mod db;
 pub mod handlers;
 pub mod types;
 

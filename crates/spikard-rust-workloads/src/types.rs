@@ -207,3 +207,9 @@ pub struct DateAnswer {
 pub struct Tick {
     pub seq: u64,
 }
+
+/// `{"message":"Hello, World!"}`, built per request.
+#[derive(Serialize)]
+pub struct HelloMessage {
+    pub message: &'static str,
+}

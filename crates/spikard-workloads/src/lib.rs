@@ -3,6 +3,8 @@
 //! every route of it; the tests and the benchmark harness send its samples and check the
 //! answers against it.
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod fixtures;
 
 use serde::Serialize;
@@ -23,6 +25,10 @@ pub enum Category {
     Mixed,
     Streaming,
     Fault,
+    /// `json-hello` and `plaintext`, the two TechEmpower tests without a database.
+    Basic,
+    /// The TechEmpower database tests on PostgreSQL.
+    Database,
 }
 
 impl Category {
@@ -37,6 +43,8 @@ impl Category {
             Category::Mixed => "mixed",
             Category::Streaming => "streaming",
             Category::Fault => "fault",
+            Category::Basic => "basic",
+            Category::Database => "database",
         }
     }
 }
@@ -69,6 +77,24 @@ pub enum Expected {
     WebSocketEcho,
     /// An `application/problem+json` document with this status.
     Problem { status: u16 },
+    /// 200 `text/plain` with exactly this body.
+    Text { body: String },
+    /// An answer that only the database can confirm (see `db::verify`).
+    Db { check: DbCheck },
+}
+
+/// What a database workload's answer must hold, checked against the database itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum DbCheck {
+    /// `{"id":I,"randomNumber":R}` where row I of `world` holds R.
+    Row,
+    /// A list of `count` such rows.
+    Rows { count: usize },
+    /// A list of `count` rows with distinct ids, each of which `world` now holds.
+    Updated { count: usize },
+    /// The fortunes page, byte for byte (`text/html; charset=utf-8`).
+    Fortunes,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,6 +108,17 @@ pub struct Workload {
     pub expected: Expected,
     /// Whether the harness measures it (`fault` is only checked).
     pub benchmarked: bool,
+    /// A second serving of another workload's route that only the Python workload server
+    /// has: the same database routes with `def` handlers on a blocking driver (`/sync/…`),
+    /// or CPU-only routes with `async def` handlers (`/async/…`).
+    pub python_only: bool,
+}
+
+impl Workload {
+    /// Whether answers come from the database (the server needs `DATABASE_URL`).
+    pub fn needs_database(&self) -> bool {
+        matches!(self.expected, Expected::Db { .. })
+    }
 }
 
 fn get(target: &str) -> Sample {
@@ -125,10 +162,126 @@ fn multipart(name: &'static str, route: &'static str, size: usize, seed: u32) ->
             "crc32": crc32fast::hash(&file),
         })),
         benchmarked: true,
+        python_only: false,
     }
 }
 
+/// A Python-only second serving of `base` under `prefix` (`/sync` or `/async`).
+fn variant(base: &Workload, name: &'static str, route: &'static str, prefix: &str) -> Workload {
+    Workload {
+        name,
+        route,
+        sample: Sample {
+            target: format!("{prefix}{}", base.sample.target),
+            ..base.sample.clone()
+        },
+        python_only: true,
+        ..base.clone()
+    }
+}
+
+fn db(name: &'static str, route: &'static str, target: &str, check: DbCheck) -> Workload {
+    Workload {
+        name,
+        category: Category::Database,
+        method: "GET",
+        route,
+        sample: get(target),
+        expected: Expected::Db { check },
+        benchmarked: true,
+        python_only: false,
+    }
+}
+
+/// The count of rows the bench asks `queries` and `updates` for.
+pub const BENCH_QUERIES: usize = 20;
+
+/// The TechEmpower-shaped workloads, with the Python-only second servings.
+fn techempower() -> Vec<Workload> {
+    let n = BENCH_QUERIES;
+    let basic = |name, route, expected| Workload {
+        name,
+        category: Category::Basic,
+        method: "GET",
+        route,
+        sample: get(route),
+        expected,
+        benchmarked: true,
+        python_only: false,
+    };
+    let database = [
+        db("db", "/db", "/db", DbCheck::Row),
+        db(
+            "queries",
+            "/queries",
+            &format!("/queries?queries={n}"),
+            DbCheck::Rows { count: n },
+        ),
+        db(
+            "updates",
+            "/updates",
+            &format!("/updates?queries={n}"),
+            DbCheck::Updated { count: n },
+        ),
+        db("fortunes", "/fortunes", "/fortunes", DbCheck::Fortunes),
+    ];
+    let sync_names = [
+        ("db-sync", "/sync/db"),
+        ("queries-sync", "/sync/queries"),
+        ("updates-sync", "/sync/updates"),
+        ("fortunes-sync", "/sync/fortunes"),
+    ];
+    let mut all = vec![
+        basic(
+            "json-hello",
+            "/json",
+            ok(json!({"message": "Hello, World!"})),
+        ),
+        basic(
+            "plaintext",
+            "/plaintext",
+            Expected::Text {
+                body: "Hello, World!".into(),
+            },
+        ),
+    ];
+    for (base, (name, route)) in database.iter().zip(sync_names) {
+        all.push(base.clone());
+        all.push(variant(base, name, route, "/sync"));
+    }
+    all
+}
+
+/// `async def` second servings of CPU-only workloads, to measure what `async` costs.
+fn async_variants(table: &[Workload]) -> Vec<Workload> {
+    [
+        ("path-int", "path-int-async", "/async/path/int/{id}"),
+        ("json-small", "json-small-async", "/async/json/small"),
+        (
+            "mixed",
+            "mixed-async",
+            "/async/api/v1/users/{user_id}/posts",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(base, name, route)| {
+        let base = table.iter().find(|w| w.name == base)?;
+        Some(variant(base, name, route, "/async"))
+    })
+    .collect()
+}
+
 fn build() -> Vec<Workload> {
+    let mut table = cpu_only();
+    let fault = table.pop();
+    let asyncs = async_variants(&table);
+    table.extend(asyncs);
+    table.extend(techempower());
+    table.extend(fault);
+    table
+}
+
+fn cpu_only() -> Vec<Workload> {
     use Category::*;
     let w = |name, category, method, route, sample, expected| Workload {
         name,
@@ -138,6 +291,7 @@ fn build() -> Vec<Workload> {
         sample,
         expected,
         benchmarked: true,
+        python_only: false,
     };
     let json_body = |value: &Value| serde_json::to_vec(value).unwrap_or_default();
     let small: Value = serde_json::from_str(fixtures::JSON_SMALL).unwrap_or_default();
@@ -342,11 +496,12 @@ pub fn find(name: &str) -> Option<&'static Workload> {
     table().iter().find(|w| w.name == name)
 }
 
-/// The `(method, route)` pairs of the table that `served` lacks. A server refuses to start
-/// when this is not empty.
+/// The `(method, route)` pairs of the table that `served` lacks (the Python-only servings
+/// aside). A server refuses to start when this is not empty.
 pub fn unserved(served: &[(&str, &str)]) -> Vec<&'static Workload> {
     table()
         .iter()
+        .filter(|w| !w.python_only)
         .filter(|w| !served.iter().any(|(m, r)| *m == w.method && *r == w.route))
         .collect()
 }
@@ -453,7 +608,19 @@ pub fn check(
             }
             Ok(())
         }
+        Expected::Text { body: want_body } => {
+            want(200, "text/plain")?;
+            if body == want_body.as_bytes() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "body {:?}, expected {want_body:?}",
+                    String::from_utf8_lossy(body)
+                ))
+            }
+        }
         Expected::WebSocketEcho => Err("a WebSocket workload is checked over a WebSocket".into()),
+        Expected::Db { .. } => Err("a database workload is checked against the database".into()),
     }
 }
 
@@ -511,11 +678,19 @@ mod tests {
     fn table_is_complete_and_unique() {
         let names: std::collections::HashSet<_> = table().iter().map(|w| w.name).collect();
         assert_eq!(names.len(), table().len());
-        assert_eq!(table().len(), 22);
+        assert_eq!(table().len(), 35);
         let routes: std::collections::HashSet<_> =
             table().iter().map(|w| (w.method, w.route)).collect();
         assert_eq!(routes.len(), table().len());
-        assert_eq!(unserved(&[("GET", "/health")]).len(), table().len() - 1);
+        let python_only = table().iter().filter(|w| w.python_only).count();
+        assert_eq!(python_only, 7);
+        assert_eq!(
+            unserved(&[("GET", "/health")]).len(),
+            table().len() - 1 - python_only
+        );
+        assert_eq!(table().last().map(|w| w.name), Some("fault"));
+        let sync_db = find("queries-sync").map(|w| w.sample.target.as_str());
+        assert_eq!(sync_db, Some("/sync/queries?queries=20"));
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! The database workloads' data access, shared by the engine handlers and the bare ceiling:
+//! a tokio-postgres pool (deadpool) from `DATABASE_URL`, prepared statements, and the
+//! TechEmpower rules — a random row per query, no caching, `queries` clamped to 1..500.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use serde::Serialize;
+use spikard_core::Error;
+use std::sync::LazyLock;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+const SELECT_WORLD: &str = "SELECT randomnumber FROM world WHERE id = $1";
+const UPDATE_WORLD: &str = "UPDATE world SET randomnumber = v.r \
+     FROM (SELECT unnest($1::integer[]) AS id, unnest($2::integer[]) AS r ORDER BY 1) AS v \
+     WHERE world.id = v.id";
+const SELECT_FORTUNES: &str = "SELECT id, message FROM fortune";
+const ADDED_FORTUNE: &str = "Additional fortune added at request time.";
+
+/// One `world` row.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct World {
+    pub id: i32,
+    #[serde(rename = "randomNumber")]
+    pub random_number: i32,
+}
+
+/// The process's pool, from `DATABASE_URL` (none when it is not set).
+static POOL: LazyLock<Result<Pool, String>> = LazyLock::new(|| {
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| "no database is configured: set DATABASE_URL".to_owned())?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+    config.connect_timeout(Duration::from_secs(5));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let size = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(Duration::from_secs(5)),
+            create: Some(Duration::from_secs(5)),
+            recycle: Some(Duration::from_secs(5)),
+        })
+        .build()
+        .map_err(|e| format!("cannot build the database pool: {e}"))
+});
+
+async fn client() -> Result<deadpool_postgres::Object, Error> {
+    let pool = POOL.as_ref().map_err(|e| Error::Unavailable(e.clone()))?;
+    pool.get()
+        .await
+        .map_err(|e| Error::Unavailable(format!("the database cannot be reached: {e}")))
+}
+
+/// A failed query: 503 when the connection is gone, else 500.
+fn failed(client: &tokio_postgres::Client, err: tokio_postgres::Error) -> Error {
+    if client.is_closed() || err.is_closed() {
+        Error::Unavailable(format!("the database connection failed: {err}"))
+    } else {
+        Error::Internal(format!("query failed: {err}"))
+    }
+}
+
+fn random_id() -> i32 {
+    fastrand::i32(1..=10_000)
+}
+
+/// `queries=N`: an integer (an optional sign and ASCII digits) clamped to 1..500; missing
+/// or anything else counts as 1.
+pub fn count(raw: Option<&str>) -> usize {
+    let Some(raw) = raw else { return 1 };
+    match raw.parse::<i64>() {
+        Ok(n) => n.clamp(1, 500) as usize,
+        // Too many digits for 64 bits: far above 500, or far below 1.
+        Err(_)
+            if raw.len() > 1
+                && raw
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit()) =>
+        {
+            500
+        }
+        Err(_) => 1,
+    }
+}
+
+/// One random row.
+pub async fn one() -> Result<World, Error> {
+    Ok(fetch(1).await?.remove(0))
+}
+
+/// `n` random rows (ids may repeat), fetched by `n` pipelined queries on one connection.
+pub async fn fetch(n: usize) -> Result<Vec<World>, Error> {
+    let ids: Vec<i32> = (0..n).map(|_| random_id()).collect();
+    fetch_ids(&ids).await
+}
+
+async fn fetch_ids(ids: &[i32]) -> Result<Vec<World>, Error> {
+    let client = client().await?;
+    let stmt = client
+        .prepare_cached(SELECT_WORLD)
+        .await
+        .map_err(|e| failed(&client, e))?;
+    let params: Vec<[&(dyn ToSql + Sync); 1]> = ids.iter().map(|id| [id as _]).collect();
+    let queries = params.iter().map(|p| client.query_one(&stmt, p));
+    let rows = futures_util::future::try_join_all(queries)
+        .await
+        .map_err(|e| failed(&client, e))?;
+    Ok(ids
+        .iter()
+        .zip(rows)
+        .map(|(&id, row)| World {
+            id,
+            random_number: row.get(0),
+        })
+        .collect())
+}
+
+/// `n` distinct random rows, each given a new random number that is written back (one
+/// statement, rows locked in id order) before they are returned.
+pub async fn update(n: usize) -> Result<Vec<World>, Error> {
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < n {
+        ids.insert(random_id());
+    }
+    let ids: Vec<i32> = ids.into_iter().collect();
+    let mut rows = fetch_ids(&ids).await?;
+    for row in &mut rows {
+        row.random_number = fastrand::i32(1..=10_000);
+    }
+    let numbers: Vec<i32> = rows.iter().map(|r| r.random_number).collect();
+    let client = client().await?;
+    let stmt = client
+        .prepare_cached(UPDATE_WORLD)
+        .await
+        .map_err(|e| failed(&client, e))?;
+    client
+        .execute(&stmt, &[&ids, &numbers])
+        .await
+        .map_err(|e| failed(&client, e))?;
+    Ok(rows)
+}
+
+/// The fortunes page: every row plus one added now, sorted by message, HTML-escaped.
+pub async fn fortunes() -> Result<String, Error> {
+    let client = client().await?;
+    let stmt = client
+        .prepare_cached(SELECT_FORTUNES)
+        .await
+        .map_err(|e| failed(&client, e))?;
+    let rows = client
+        .query(&stmt, &[])
+        .await
+        .map_err(|e| failed(&client, e))?;
+    let mut fortunes: Vec<(i32, String)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    fortunes.push((0, ADDED_FORTUNE.to_owned()));
+    fortunes.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    let mut page = String::with_capacity(2048);
+    page.push_str("<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>");
+    for (id, message) in &fortunes {
+        page.push_str("<tr><td>");
+        page.push_str(itoa::Buffer::new().format(*id));
+        page.push_str("</td><td>");
+        escape_into(&mut page, message);
+        page.push_str("</td></tr>");
+    }
+    page.push_str("</table></body></html>");
+    Ok(page)
+}
+
+/// HTML-escapes `text` (`&`, `<`, `>`, `"`, `'`) onto `out`.
+fn escape_into(out: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#x27;",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_clamped() {
+        assert_eq!(count(None), 1);
+        assert_eq!(count(Some("abc")), 1);
+        assert_eq!(count(Some("0")), 1);
+        assert_eq!(count(Some("-3")), 1);
+        assert_eq!(count(Some("17")), 17);
+        assert_eq!(count(Some("501")), 500);
+        assert_eq!(count(Some("+7")), 7);
+        assert_eq!(count(Some(" 7")), 1);
+        assert_eq!(count(Some("1e3")), 1);
+        assert_eq!(count(Some("99999999999999999999")), 500);
+        assert_eq!(count(Some("-99999999999999999999")), 1);
+    }
+
+    #[test]
+    fn escapes_every_special_character() {
+        let mut out = String::new();
+        escape_into(&mut out, r#"<script>alert("x")</script> & 'é'"#);
+        assert_eq!(
+            out,
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;é&#x27;"
+        );
+    }
+}
