@@ -83,6 +83,10 @@ struct RunArgs {
     /// Where result directories are written.
     #[arg(long, default_value = "benchmark-results")]
     out: PathBuf,
+    /// The database of the database workloads: a PostgreSQL URL, `auto` ($DATABASE_URL if
+    /// set, else a throw-away cluster started for the run and stopped after it), or `none`.
+    #[arg(long, default_value = "auto", value_name = "URL|auto|none")]
+    database: String,
     /// Directory of the workload server binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -166,8 +170,17 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         .map(Kind::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let root = project_root();
+    let workloads = select(&args.workload)?;
+    servers::stop_all_on_interrupt();
+    let needs_database = args.url.is_none() && workloads.iter().any(|w| w.needs_database());
+    let database = crate::database::Database::resolve(&args.database, &root, needs_database)?;
     let plan = Plan {
-        workloads: select(&args.workload)?,
+        workloads,
+        database_url: database.as_ref().map(|d| d.url.clone()).or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|_| args.url.is_some())
+        }),
         servers,
         url: args.url.clone(),
         duration: args.duration,
@@ -189,7 +202,6 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
             root,
         },
     };
-    servers::stop_all_on_interrupt();
     let machine = metrics::machine(&oha_version);
     let out = runner::out_dir(&args.out, &machine);
     let work = out.join("work");

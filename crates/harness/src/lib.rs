@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod database;
 pub mod metrics;
 pub mod oha;
 pub mod report;

@@ -25,6 +25,8 @@ pub struct Plan {
     pub pin: bool,
     pub workers: usize,
     pub paths: Paths,
+    /// `DATABASE_URL` of the database workloads, given to every server started.
+    pub database_url: Option<String>,
 }
 
 /// One measured run of one workload on one server.
@@ -161,6 +163,7 @@ pub fn run(
                     pin,
                     &plan.paths,
                     work_dir,
+                    plan.database_url.as_deref(),
                 )?);
             }
         }
@@ -176,14 +179,21 @@ pub fn run(
         let mut slots: Vec<Slot<'_>> = servers
             .iter()
             .map(|server| {
-                let unsupported = server.config.kind.unsupported(workload.name);
+                let unsupported = server.config.kind.unsupported(workload);
                 Slot {
                     server,
                     name: server.config.kind.name(),
                     unsupported,
                     failed: unsupported
                         .is_none()
-                        .then(|| crate::validate::check_workload(&server.base_url, workload).err())
+                        .then(|| {
+                            crate::validate::check_workload(
+                                &server.base_url,
+                                workload,
+                                plan.database_url.as_deref(),
+                            )
+                            .err()
+                        })
                         .flatten()
                         .map(|e| format!("wrong answer before load: {e}")),
                     runs: Vec::new(),

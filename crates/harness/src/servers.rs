@@ -4,6 +4,7 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
+use spikard_workloads::Workload;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,8 +70,14 @@ impl Kind {
 
     /// Why this server cannot serve `workload` as WORKLOADS.md defines it, if it cannot.
     /// Such a workload is reported as unsupported, never as a number.
-    pub fn unsupported(self, workload: &str) -> Option<&'static str> {
-        match (self, workload) {
+    pub fn unsupported(self, workload: &Workload) -> Option<&'static str> {
+        if workload.python_only && !matches!(self, Kind::Python | Kind::Url) {
+            return Some(
+                "a second serving of another workload's route that only Spikard's Python \
+                 server has (def handlers on a blocking driver, or async def handlers)",
+            );
+        }
+        match (self, workload.name) {
             (Kind::Robyn, "multipart-small" | "multipart-medium" | "multipart-large") => {
                 Some("Robyn's request.files gives a file's name and bytes, not its content type")
             }
@@ -235,6 +242,7 @@ pub fn stop_all_on_interrupt() {
                 let _ = killpg(Pid::from_raw(*pgid), Signal::SIGTERM);
             }
         }
+        crate::database::stop_all();
         eprintln!("\ninterrupted: servers stopped");
         std::process::exit(130);
     });
@@ -269,6 +277,7 @@ impl Server {
         pin: Option<&str>,
         paths: &Paths,
         log_dir: &Path,
+        database_url: Option<&str>,
     ) -> Result<Server, String> {
         let port = free_port()?;
         let (mut line, cwd) = command_line(kind, port, workers, paths)?;
@@ -280,7 +289,11 @@ impl Server {
         }
         let log = std::fs::File::create(log_dir.join(format!("{}.log", kind.name())))
             .map_err(|e| format!("cannot create the server log: {e}"))?;
-        let child = Command::new(&line[0])
+        let mut command = Command::new(&line[0]);
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        let child = command
             .args(&line[1..])
             .current_dir(cwd)
             .stdout(Stdio::null())
@@ -395,7 +408,10 @@ mod tests {
         let mut listed = 0;
         for kind in kinds {
             for w in table {
-                if kind.unsupported(w.name).is_some() {
+                let unsupported = kind.unsupported(w).is_some();
+                if w.python_only {
+                    assert_eq!(unsupported, kind != Kind::Python, "{w:?}");
+                } else if unsupported {
                     listed += 1;
                     assert!(kind != Kind::Rust && kind != Kind::Python, "{w:?}");
                 }
@@ -404,7 +420,8 @@ mod tests {
         // Robyn: query-many, three multipart workloads, websocket; every name must match the
         // table, or a renamed workload would silently be measured.
         assert_eq!(listed, 5);
-        assert!(Kind::Robyn.unsupported("multipart-large").is_some());
-        assert!(Kind::Granian.unsupported("multipart-large").is_none());
+        let large = spikard_workloads::find("multipart-large").expect("in the table");
+        assert!(Kind::Robyn.unsupported(large).is_some());
+        assert!(Kind::Granian.unsupported(large).is_none());
     }
 }

@@ -87,8 +87,13 @@ pub fn health(addr: &str) -> Result<(), String> {
     }
 }
 
-/// Sends the workload's sample to the server at `base_url` and checks the answer.
-pub fn check_workload(base_url: &str, workload: &Workload) -> Result<(), String> {
+/// Sends the workload's sample to the server at `base_url` and checks the answer (a
+/// database answer against the database at `database_url`).
+pub fn check_workload(
+    base_url: &str,
+    workload: &Workload,
+    database_url: Option<&str>,
+) -> Result<(), String> {
     let addr = base_url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -107,6 +112,19 @@ pub fn check_workload(base_url: &str, workload: &Workload) -> Result<(), String>
                 Bytes::from(sample.body.clone()),
             )
             .await?;
+            if let Expected::Db { check } = workload.expected {
+                let url = database_url
+                    .ok_or("a database workload needs a database (--database URL|auto)")?;
+                let client = spikard_workloads::db::connect(url).await?;
+                return spikard_workloads::db::verify(
+                    check,
+                    reply.status,
+                    &reply.content_type,
+                    &reply.body,
+                    &client,
+                )
+                .await;
+            }
             check(
                 &workload.expected,
                 reply.status,

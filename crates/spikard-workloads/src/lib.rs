@@ -271,11 +271,24 @@ fn async_variants(table: &[Workload]) -> Vec<Workload> {
     .collect()
 }
 
+/// Every workload; each `async def` serving right after the `def` one it mirrors.
 fn build() -> Vec<Workload> {
-    let mut table = cpu_only();
-    let fault = table.pop();
-    let asyncs = async_variants(&table);
-    table.extend(asyncs);
+    let cpu = cpu_only();
+    let asyncs = async_variants(&cpu);
+    let mut table = Vec::with_capacity(cpu.len() + asyncs.len() + 10);
+    let mut fault = None;
+    for workload in cpu {
+        if workload.category == Category::Fault {
+            fault = Some(workload);
+            continue;
+        }
+        let name = workload.name;
+        table.push(workload);
+        let mirrors = asyncs
+            .iter()
+            .filter(|a| a.name.strip_suffix("-async") == Some(name));
+        table.extend(mirrors.cloned());
+    }
     table.extend(techempower());
     table.extend(fault);
     table
