@@ -530,8 +530,7 @@ def sync_queries(queries: str | None = None) -> list:
     ids = [random_id() for _ in range(count(queries))]
     with pools["sync"].connection() as conn:
         return [
-            {"id": id, "randomNumber": conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()[0]}
-            for id in ids
+            {"id": id, "randomNumber": conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()[0]} for id in ids
         ]
 
 

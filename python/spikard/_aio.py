@@ -53,6 +53,13 @@ class EngineLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._engine_selector = _Selector()
         super().__init__(self._engine_selector)
+        #: Tasks that suspended: the loop itself keeps only weak references to tasks.
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Holds ``task`` until it is done, whether or not anyone still awaits its answer."""
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def fileno(self) -> int:
         """The epoll descriptor the engine waits on for I/O readiness."""

@@ -186,6 +186,9 @@ impl EngineLoop {
         if task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
             return Ok(Spawned::Done(task));
         }
+        self.obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "keep"), (&task,))?;
         let (tx, rx) = oneshot::channel();
         let done = Py::new(
             py,

@@ -1,0 +1,139 @@
+"""The Python workload server's database routes against a real PostgreSQL (``DATABASE_URL``;
+``make test`` starts one): ``async def`` handlers on asyncpg and, under ``/sync``, ``def``
+handlers on psycopg, every answer checked against the database itself."""
+
+from __future__ import annotations
+
+import html
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import ROOT, free_port, start_server, stop_server, wait_ready
+from http_util import send
+
+DATABASE_URL = os.environ.get("DATABASE_URL")
+if not DATABASE_URL:
+    if os.environ.get("SPIKARD_REQUIRE_DATABASE"):
+        raise RuntimeError("SPIKARD_REQUIRE_DATABASE is set but DATABASE_URL is not")
+    pytest.skip("DATABASE_URL is not set (make test starts a PostgreSQL)", allow_module_level=True)
+
+PREFIXES = ["", "/sync"]
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[psycopg.Connection]:
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def port(table_dir: Path) -> Iterator[int]:
+    proc, port = start_server(table_dir, workers=2)
+    yield port
+    stop_server(proc)
+
+
+def rows_of(port: int, target: str, count: int) -> list[dict]:
+    reply = send(port, "GET", target)
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "application/json"
+    rows = reply.json()
+    assert isinstance(rows, list) and len(rows) == count, (target, rows)
+    return rows
+
+
+def assert_held(db: psycopg.Connection, rows: list[dict]) -> None:
+    stored = dict(db.execute("SELECT id, randomnumber FROM world WHERE id = ANY(%s)", ([r["id"] for r in rows],)))
+    for row in rows:
+        assert set(row) == {"id", "randomNumber"}
+        assert stored[row["id"]] == row["randomNumber"], row
+        assert 1 <= row["randomNumber"] <= 10_000
+
+
+def expected_fortunes(db: psycopg.Connection) -> bytes:
+    rows = [*db.execute("SELECT id, message FROM fortune").fetchall(), (0, "Additional fortune added at request time.")]
+    rows.sort(key=lambda r: r[1])
+    cells = "".join(f"<tr><td>{i}</td><td>{html.escape(m)}</td></tr>" for i, m in rows)
+    return (
+        "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+        f"<tr><th>id</th><th>message</th></tr>{cells}</table></body></html>"
+    ).encode()
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_db_rows_are_the_tables(port: int, db: psycopg.Connection, prefix: str) -> None:
+    seen = set()
+    for _ in range(10):
+        reply = send(port, "GET", f"{prefix}/db")
+        assert reply.status == 200 and reply.content_type == "application/json"
+        assert_held(db, [reply.json()])
+        seen.add(reply.json()["id"])
+    assert len(seen) > 1
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [("?queries=7", 7), ("?queries=20", 20), ("", 1), ("?queries=0", 1), ("?queries=x", 1), ("?queries=501", 500)],
+)
+def test_queries_are_clamped_and_real(port: int, db: psycopg.Connection, prefix: str, query: str, count: int) -> None:
+    assert_held(db, rows_of(port, f"{prefix}/queries{query}", count))
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_updates_are_written_before_the_answer(port: int, db: psycopg.Connection, prefix: str) -> None:
+    (before,) = db.execute("SELECT sum(randomnumber) FROM world").fetchone()
+    for count in (1, 5, 20, 50):
+        rows = rows_of(port, f"{prefix}/updates?queries={count}", count)
+        assert len({r["id"] for r in rows}) == count
+        assert_held(db, rows)
+    (after,) = db.execute("SELECT sum(randomnumber) FROM world").fetchone()
+    assert after != before
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_fortunes_byte_for_byte(port: int, db: psycopg.Connection, prefix: str) -> None:
+    reply = send(port, "GET", f"{prefix}/fortunes")
+    assert reply.status == 200
+    assert reply.content_type == "text/html; charset=utf-8"
+    assert reply.body == expected_fortunes(db)
+    assert b"<script>" not in reply.body
+    assert "速さは正しさの後に来る。".encode() in reply.body
+    db.execute(
+        "INSERT INTO fortune VALUES (2000, %s) ON CONFLICT (id) DO UPDATE SET message = excluded.message",
+        (f"t{time.time()} & <b>",),
+    )
+    try:
+        reply = send(port, "GET", f"{prefix}/fortunes")
+        assert reply.body == expected_fortunes(db)
+    finally:
+        db.execute("DELETE FROM fortune WHERE id = 2000")
+
+
+def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
+    closed = free_port()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spikard", "workload_app:app", "--port", str(port), "--workers", "1"],
+        cwd=ROOT / "python",
+        env={**os.environ, "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{closed}/nothing"},
+        stderr=(tmp_path / "server.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        wait_ready(port, proc)
+        for target in ["/db", "/queries?queries=3", "/updates?queries=3", "/fortunes", "/sync/db", "/sync/fortunes"]:
+            started = time.monotonic()
+            doc = send(port, "GET", target).problem(503)
+            assert "database" in doc["detail"]
+            assert time.monotonic() - started < 8, target
+        assert send(port, "GET", "/health").status == 200
+    finally:
+        stop_server(proc)
