@@ -5,24 +5,29 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
-PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10"
+PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10" \
+	"asyncpg>=0.29" "psycopg[binary,pool]>=3.2" "httpx>=0.27" "aiohttp>=3.9"
+# Runs a command with DATABASE_URL set: yours, or a throw-away PostgreSQL (installed if missing).
+WITH_DB := tools/pg.sh run
 
-.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint
+.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint db
 
 help:
-	@echo "make setup       create $(VENV) with maturin, msgspec, pytest, websockets, ruff"
-	@echo "make test        every test: cargo test, then pytest against real servers"
+	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, pytest, ruff, ..."
+	@echo "make test        every test: cargo test, then pytest against real servers and a real"
+	@echo "                 PostgreSQL (DATABASE_URL, else a throw-away one, installed if missing)"
 	@echo "make bench       every workload on rust, python and the peers: checked, then measured"
 	@echo "                 (BENCH_ARGS='--workload query-medium --runs 1' narrows it)"
 	@echo "make build       release builds: workload servers and the Python extension"
 	@echo "make serve-rust  serve every workload with Rust handlers on port $(PORT_RUST)"
 	@echo "make serve-python serve every workload with Python handlers on port $(PORT_PYTHON)"
 	@echo "make serve-bare  serve the bare axum ceiling on port $(PORT_RUST)"
+	@echo "make db          a throw-away PostgreSQL with the workload tables (prints DATABASE_URL)"
 	@echo "make ceiling     oha: engine against the bare axum ceiling (installs oha if missing)"
 	@echo "make compare     oha: Rust handlers against Python handlers"
 	@echo "make fmt | lint  cargo fmt; fmt check and clippy -D warnings"
 
-$(VENV)/.deps: pyproject.toml
+$(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(PY_DEPS)
@@ -53,19 +58,24 @@ peers: $(PEERS_VENV)/.deps
 
 BENCH_ARGS ?=
 bench: build oha peers
-	target/release/harness run --servers rust,python,fastapi,granian,robyn $(BENCH_ARGS)
+	$(WITH_DB) target/release/harness run --servers rust,python,fastapi,granian,robyn $(BENCH_ARGS)
 
-# cargo test, pytest against real servers, and the extension's stub against the module.
+# cargo test, pytest against real servers and PostgreSQL, and the extension's stub against
+# the module.
 test: python-dev oha
-	$(CARGO) test --workspace
-	$(PY) -m pytest -q python/tests
+	SPIKARD_REQUIRE_DATABASE=1 $(WITH_DB) sh -c '$(CARGO) test --workspace && $(PY) -m pytest -q python/tests'
 	cd python && ../$(PY) -m mypy.stubtest spikard._spikard --allowlist stubtest-allowlist.txt
 
+# The database routes need DATABASE_URL; without it they answer 503.
 serve-rust: build
 	$(CARGO) run --release -p spikard-rust-workloads -- --port $(PORT_RUST)
 
 serve-python: build
 	target/release/spikard-python-workloads --port $(PORT_PYTHON)
+
+# A throw-away PostgreSQL with the tables, until Ctrl-C.
+db:
+	$(WITH_DB) sh -c 'echo "DATABASE_URL=$$DATABASE_URL (Ctrl-C stops it)"; while sleep 3600; do :; done' 
 
 serve-bare: build
 	$(CARGO) run --release -p spikard-rust-workloads -- --port $(PORT_RUST) --bare

@@ -13,8 +13,9 @@ import uuid
 import zlib
 from typing import Annotated, Literal, Optional
 
+import peer_db
 from fastapi import FastAPI, File, Form, Path, UploadFile, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 app = FastAPI()
@@ -331,3 +332,33 @@ async def ws_echo(websocket: WebSocket) -> None:
 async def fault() -> dict:
     await asyncio.sleep(0)
     raise RuntimeError("the fault workload raises on purpose")
+
+
+@app.get("/json")
+async def json_hello() -> dict:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext", response_class=PlainTextResponse)
+async def plaintext() -> str:
+    return "Hello, World!"
+
+
+@app.get("/db")
+async def db() -> dict:
+    return await peer_db.one()
+
+
+@app.get("/queries")
+async def queries(queries: Optional[str] = None) -> list:
+    return await peer_db.many(queries)
+
+
+@app.get("/updates")
+async def updates(queries: Optional[str] = None) -> list:
+    return await peer_db.update(queries)
+
+
+@app.get("/fortunes", response_class=HTMLResponse)
+async def fortunes() -> str:
+    return await peer_db.fortunes()

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 from urllib.parse import parse_qs, unquote
 
 import msgspec
+import peer_db
 from granian.rsgi import WebsocketMessageType
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -431,6 +432,39 @@ async def fault(scope: Any, proto: Any, path: list[str]) -> bytes:
     raise RuntimeError("the fault workload raises on purpose")
 
 
+TEXT = [("content-type", "text/plain; charset=utf-8")]
+HTML = [("content-type", "text/html; charset=utf-8")]
+
+
+async def json_hello(scope: Any, proto: Any, path: list[str]) -> bytes:
+    return encode({"message": "Hello, World!"})
+
+
+async def plaintext(scope: Any, proto: Any, path: list[str]) -> tuple[list[tuple[str, str]], bytes]:
+    return TEXT, b"Hello, World!"
+
+
+def _queries(scope: Any) -> Optional[str]:
+    values = parse_qs(scope.query_string).get("queries")
+    return values[-1] if values else None
+
+
+async def db(scope: Any, proto: Any, path: list[str]) -> bytes:
+    return encode(await peer_db.one())
+
+
+async def queries(scope: Any, proto: Any, path: list[str]) -> bytes:
+    return encode(await peer_db.many(_queries(scope)))
+
+
+async def updates(scope: Any, proto: Any, path: list[str]) -> bytes:
+    return encode(await peer_db.update(_queries(scope)))
+
+
+async def fortunes(scope: Any, proto: Any, path: list[str]) -> tuple[list[tuple[str, str]], bytes]:
+    return HTML, (await peer_db.fortunes()).encode()
+
+
 Handler = Callable[[Any, Any, list[str]], Any]
 
 # (method, first segments) -> (number of path parameters after them, handler)
@@ -454,6 +488,12 @@ ROUTES: dict[tuple[str, tuple[str, ...]], tuple[int, Handler]] = {
     ("POST", ("multipart", "medium")): (0, upload),
     ("POST", ("multipart", "large")): (0, upload),
     ("GET", ("fault",)): (0, fault),
+    ("GET", ("json",)): (0, json_hello),
+    ("GET", ("plaintext",)): (0, plaintext),
+    ("GET", ("db",)): (0, db),
+    ("GET", ("queries",)): (0, queries),
+    ("GET", ("updates",)): (0, updates),
+    ("GET", ("fortunes",)): (0, fortunes),
 }
 # /api/v1/users/{user_id}/posts: a parameter in the middle.
 MIXED = ("api", "v1", "users")
@@ -536,7 +576,9 @@ async def app(scope: Any, proto: Any) -> None:
             await _sse(proto, scope.path)
             return
         handler, params = _route(scope.method, scope.path)
-        proto.response_bytes(200, JSON, await handler(scope, proto, params))
+        answer = await handler(scope, proto, params)
+        headers, body = answer if isinstance(answer, tuple) else (JSON, answer)
+        proto.response_bytes(200, headers, body)
     except Invalid as e:
         _problem(proto, e)
     except Exception:

@@ -14,6 +14,7 @@ import uuid
 from typing import Optional
 from urllib.parse import parse_qs
 
+import peer_db
 from pydantic import BaseModel
 from robyn import Request, Response, Robyn, SSEMessage, SSEResponse
 from robyn.ws import WebSocketDisconnect
@@ -324,6 +325,40 @@ async def ws_echo(websocket):
 @app.get("/fault")
 def fault() -> dict:
     raise RuntimeError("the fault workload raises on purpose")
+
+
+@app.get("/json")
+def json_hello() -> dict:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext")
+def plaintext() -> Response:
+    return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, "Hello, World!")
+
+
+def _queries(request: Request) -> Optional[str]:
+    return request.query_params.get("queries", None)
+
+
+@app.get("/db")
+async def db() -> dict:
+    return await peer_db.one()
+
+
+@app.get("/queries")
+async def queries(request: Request) -> list:
+    return await peer_db.many(_queries(request))
+
+
+@app.get("/updates")
+async def updates(request: Request) -> list:
+    return await peer_db.update(_queries(request))
+
+
+@app.get("/fortunes")
+async def fortunes() -> Response:
+    return Response(200, {"Content-Type": "text/html; charset=utf-8"}, await peer_db.fortunes())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""The database workloads for the peer frameworks: asyncpg, one pool per worker process,
+opened on first use on that worker's event loop; the same SQL and TechEmpower rules as
+Spikard's own servers (a random row per query, no caching, ``queries`` clamped to 1..500)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import random
+import re
+from typing import Any
+
+import asyncpg
+
+SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = $1"
+UPDATE_WORLD = (
+    "UPDATE world SET randomnumber = v.r FROM (SELECT unnest($1::integer[]) AS id, unnest($2::integer[]) AS r "
+    "ORDER BY 1) AS v WHERE world.id = v.id"
+)
+SELECT_FORTUNES = "SELECT id, message FROM fortune"
+ADDED_FORTUNE = "Additional fortune added at request time."
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+_pool: Any = None
+_lock: asyncio.Lock | None = None
+
+
+async def pool() -> Any:
+    global _pool, _lock
+    if _pool is None:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            raise LookupError("no database is configured: set DATABASE_URL")
+        if _lock is None:
+            _lock = asyncio.Lock()
+        async with _lock:
+            if _pool is None:
+                _pool = await asyncpg.create_pool(url, min_size=0, max_size=16, timeout=5)
+    return _pool
+
+
+def count(queries: str | None) -> int:
+    if queries is None or not _INTEGER.fullmatch(queries):
+        return 1
+    return min(max(int(queries), 1), 500)
+
+
+async def one() -> dict:
+    id = random.randint(1, 10_000)
+    async with (await pool()).acquire() as conn:
+        return {"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)}
+
+
+async def many(queries: str | None) -> list:
+    ids = [random.randint(1, 10_000) for _ in range(count(queries))]
+    async with (await pool()).acquire() as conn:
+        return [{"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)} for id in ids]
+
+
+async def update(queries: str | None) -> list:
+    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    async with (await pool()).acquire() as conn:
+        for id in ids:
+            await conn.fetchval(SELECT_WORLD, id)
+        rows = [{"id": id, "randomNumber": random.randint(1, 10_000)} for id in ids]
+        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+    return rows
+
+
+async def fortunes() -> str:
+    async with (await pool()).acquire() as conn:
+        rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
+    rows.append((0, ADDED_FORTUNE))
+    rows.sort(key=lambda row: row[1])
+    cells = "".join(f"<tr><td>{id}</td><td>{html.escape(message)}</td></tr>" for id, message in rows)
+    return (
+        "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+        f"<tr><th>id</th><th>message</th></tr>{cells}</table></body></html>"
+    )
