@@ -91,11 +91,11 @@ compare: build oha
 
 fmt: setup
 	$(CARGO) fmt --all
-	$(VENV)/bin/ruff format python peers
+	$(VENV)/bin/ruff format python peers tools
 
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python peers
-	$(VENV)/bin/ruff format --check python peers
+	$(VENV)/bin/ruff check python peers tools
+	$(VENV)/bin/ruff format --check python peers tools
 

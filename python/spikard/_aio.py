@@ -7,13 +7,14 @@ ready queue, and runs one non-blocking iteration when any of them calls. So ever
 its connection: ``asyncio.current_task()`` is set from its first line, ``asyncio.timeout``,
 httpx, aiohttp and asyncpg work, and no loop is touched from another thread.
 
-A new request's task is created and the loop iterated once on the spot, so a handler that
-never suspends is answered without waking anything else.
+A new request's task is created and its first step run on the spot (as Python 3.12's eager
+tasks do), so a handler that never suspends is answered without waking anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import selectors
 import threading
@@ -56,10 +57,23 @@ class EngineLoop(asyncio.SelectorEventLoop):
         #: Tasks that suspended: the loop itself keeps only weak references to tasks.
         self._pending: set[asyncio.Task[Any]] = set()
 
-    def keep(self, task: asyncio.Task[Any]) -> None:
-        """Holds ``task`` until it is done, whether or not anyone still awaits its answer."""
+    def start(self, coro: Any, context: contextvars.Context | None) -> tuple[asyncio.Task[Any], bool]:
+        """Creates the task of ``coro`` (in ``context``, or a copy of the current one) and runs
+        its first step now, inside the task, as Python 3.12's eager tasks do. Returns the task
+        and whether the loop has work the engine must come back for (callbacks or timers the
+        step scheduled)."""
+        timers = len(self._scheduled)
+        task = asyncio.Task(coro, loop=self, context=context)
+        # Task() scheduled its first step last: run it here instead of in a loop iteration.
+        self._ready.pop()._run()
+        return task, bool(self._ready) or len(self._scheduled) != timers
+
+    def watch(self, task: asyncio.Task[Any], done: Callable[[asyncio.Task[Any]], None]) -> None:
+        """Holds a suspended ``task`` until it is done (the loop itself keeps only weak
+        references to tasks), then calls ``done`` with it."""
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        task.add_done_callback(done)
 
     def fileno(self) -> int:
         """The epoll descriptor the engine waits on for I/O readiness."""
@@ -77,6 +91,23 @@ class EngineLoop(asyncio.SelectorEventLoop):
         self._engine_selector.engine_driven = False
         self._thread_id = None
         asyncio.events._set_running_loop(None)
+
+    def shut_down(self, hooks: list[Callable[[], Any]]) -> None:
+        """After the last request (the engine no longer drives the loop): runs the shut-down
+        hooks, cancels the tasks still pending (as ``asyncio.run`` does), finishes async
+        generators and the default executor, and closes the loop."""
+        self.detach()
+        try:
+            self.run_until_complete(run_hooks(hooks))
+        finally:
+            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.run_until_complete(self.shutdown_asyncgens())
+            self.run_until_complete(self.shutdown_default_executor())
+            self.close()
 
     def iterate(self, poll: bool) -> float:
         """Runs the callbacks that are due (polling the selector first when ``poll``) and

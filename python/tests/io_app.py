@@ -94,6 +94,12 @@ def sleep() -> dict:
     return {"slept": 0.2}
 
 
+@app.get("/slow")
+def slow() -> dict:
+    time.sleep(0.15)
+    return {"slept": 0.15}
+
+
 @app.get("/ctx/{n}")
 def ctx(n: int) -> dict:
     seen = request_id.get()

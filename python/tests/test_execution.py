@@ -132,3 +132,12 @@ def test_async_stream_cleanup_awaits_on_disconnect(io_server: Server) -> None:
         time.sleep(0.05)
     assert now["started"] - before["started"] == streams
     assert now["finished"] - before["finished"] == streams
+
+
+def test_a_def_handler_that_holds_the_engine_thread_is_logged(io_server: Server) -> None:
+    assert get_json(io_server.port, "/slow") == {"slept": 0.15}
+    deadline = time.monotonic() + 5
+    while "handler slow held the engine thread for 0.1" not in io_server.log.read_text():
+        assert time.monotonic() < deadline, io_server.log.read_text()[-2000:]
+        time.sleep(0.05)
+    assert "blocking=True" in io_server.log.read_text()

@@ -15,12 +15,11 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
 use std::cell::RefCell;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
@@ -28,7 +27,6 @@ use tokio::sync::{oneshot, Notify};
 /// `spikard._aio` and `asyncio` objects, looked up once.
 struct Names {
     engine_loop: Py<PyAny>,
-    task: Py<PyAny>,
     run_hooks: Py<PyAny>,
     close_stream: Py<PyAny>,
     next_item: Py<PyAny>,
@@ -42,7 +40,6 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
         let aio = py.import("spikard._aio")?;
         Ok(Names {
             engine_loop: aio.getattr("EngineLoop")?.unbind(),
-            task: py.import("asyncio")?.getattr("Task")?.unbind(),
             run_hooks: aio.getattr("run_hooks")?.unbind(),
             close_stream: aio.getattr("close_stream")?.unbind(),
             next_item: aio.getattr("next_item")?.unbind(),
@@ -53,16 +50,12 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
 
 /// What `EngineLoop.iterate` returns when only I/O can wake the loop.
 const IDLE: f64 = -1.0;
-const NEVER: u64 = u64::MAX;
 
 /// One thread's asyncio loop and what its driver waits on.
 pub struct EngineLoop {
     obj: Py<PyAny>,
     fd: RawFd,
     wake: Notify,
-    /// When the driver will next run the loop by itself, in nanoseconds since `epoch`.
-    wake_at: AtomicU64,
-    epoch: Instant,
     stopping: AtomicBool,
 }
 
@@ -92,8 +85,6 @@ impl EngineLoop {
             obj: obj.unbind(),
             fd,
             wake: Notify::new(),
-            wake_at: AtomicU64::new(NEVER),
-            epoch: Instant::now(),
             stopping: AtomicBool::new(false),
         }))
     }
@@ -128,17 +119,14 @@ impl EngineLoop {
         self.wake.notify_one();
     }
 
-    /// Detaches the loop from the thread, runs the shut-down hooks, finishes async
-    /// generators and closes the loop.
+    /// Detaches the loop from the thread, runs the shut-down hooks, cancels what is still
+    /// pending and closes the loop (`EngineLoop.shut_down`).
     pub fn close(&self, py: Python<'_>, shutdown: &Bound<'_, PyAny>) -> PyResult<()> {
         CURRENT.with(|c| *c.borrow_mut() = None);
-        let lp = self.obj.bind(py);
-        lp.call_method0(pyo3::intern!(py, "detach"))?;
-        let hooks = self.run_hooks(py, shutdown);
-        let gens = lp.call_method0("shutdown_asyncgens")?;
-        lp.call_method1("run_until_complete", (gens,))?;
-        lp.call_method0("close")?;
-        hooks
+        self.obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "shut_down"), (shutdown,))?;
+        Ok(())
     }
 
     /// One non-blocking iteration; tells the driver when the loop next needs it.
@@ -151,22 +139,6 @@ impl EngineLoop {
         Ok(next)
     }
 
-    /// After an iteration outside the driver: wakes the driver if the loop needs it sooner
-    /// than the driver planned.
-    fn reschedule(&self, next: f64) {
-        if next < 0.0 {
-            return;
-        }
-        let due = self.nanos(Instant::now()) + (next * 1e9) as u64;
-        if due < self.wake_at.load(Ordering::Acquire) {
-            self.wake.notify_one();
-        }
-    }
-
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
-    }
-
     /// Creates an asyncio Task of `coro` (in `context`, or a copy of the current context)
     /// and runs its first step now.
     pub fn spawn<'py>(
@@ -175,28 +147,26 @@ impl EngineLoop {
         coro: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Spawned<'py>> {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(pyo3::intern!(py, "loop"), self.obj.bind(py))?;
-        if let Some(context) = context {
-            kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+        let lp = self.obj.bind(py);
+        let (task, wake): (Bound<'py, PyAny>, bool) = lp
+            .call_method1(pyo3::intern!(py, "start"), (coro, context))?
+            .extract()?;
+        let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
+        if wake {
+            // New callbacks or timers: the driver recomputes what it waits for.
+            self.wake.notify_one();
         }
-        let task = names(py)?.task.bind(py).call((coro,), Some(&kwargs))?;
-        let next = self.iterate(py, false)?;
-        self.reschedule(next);
-        if task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+        if done {
             return Ok(Spawned::Done(task));
         }
-        self.obj
-            .bind(py)
-            .call_method1(pyo3::intern!(py, "keep"), (&task,))?;
         let (tx, rx) = oneshot::channel();
-        let done = Py::new(
+        let completion = Py::new(
             py,
             Completion {
                 tx: Mutex::new(Some(tx)),
             },
         )?;
-        task.call_method1(pyo3::intern!(py, "add_done_callback"), (done,))?;
+        lp.call_method1(pyo3::intern!(py, "watch"), (&task, completion))?;
         Ok(Spawned::Pending(task.unbind(), rx))
     }
 
@@ -278,13 +248,10 @@ async fn drive(lp: Arc<EngineLoop>, fd: AsyncFd<RawFd>) {
         });
         poll = poll && readable_now(lp.fd);
         if poll || next == 0.0 {
-            lp.wake_at.store(0, Ordering::Release);
             tokio::task::yield_now().await;
             continue;
         }
         let sleep = (next > 0.0).then(|| Duration::from_secs_f64(next));
-        let due = sleep.map_or(NEVER, |d| lp.nanos(Instant::now() + d));
-        lp.wake_at.store(due, Ordering::Release);
         tokio::select! {
             () = lp.wake.notified() => {}
             ready = fd.readable() => {

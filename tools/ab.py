@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""A/B two server commands on the same workloads, the way this machine can measure them: each
+server pinned to CPU 0 (one worker), oha pinned to CPU 1, runs alternating A B A B, every
+answer 2xx or the run is FAILED. Prints requests/s and the server's CPU time per request
+(user + system of its whole process group over the run, / answered requests) with the
+median of the runs, and B's ratio to A.
+
+    tools/ab.py --a 'OLD/bin/python -m spikard workload_app:app --workers 1 --port {port}' \\
+                --a-cwd OLD_TREE/python \\
+                --b '.venv/bin/python -m spikard workload_app:app --workers 1 --port {port}' \\
+                --b-cwd python  path-int json-small mixed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in the group."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def start(command: str, cwd: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    line = ["taskset", "-c", "0", *shlex.split(command.format(port=port))]
+    proc = subprocess.Popen(line, cwd=cwd, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{command} did not start")
+
+
+def run(workload: dict, port: int, pgid: int, seconds: float, concurrency: int) -> dict:
+    sample = workload["sample"]
+    line = ["taskset", "-c", "1", "oha", "--no-tui", "--output-format", "json", "--disable-compression"]
+    line += ["-z", f"{seconds}s", "-c", str(concurrency), "-m", workload["method"]]
+    if sample.get("content_type"):
+        line += ["-T", sample["content_type"]]
+    if sample.get("body_file"):
+        line += ["-D", sample["body_file"]]
+    line.append(f"http://127.0.0.1:{port}{sample['target']}")
+    cpu = group_cpu(pgid)
+    report = json.loads(subprocess.run(line, check=True, capture_output=True).stdout)
+    cpu = group_cpu(pgid) - cpu
+    codes = report["statusCodeDistribution"]
+    errors = {k: v for k, v in report["errorDistribution"].items() if "deadline" not in k}
+    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    failed = None if set(codes) <= {"200"} and not errors else f"{codes} {errors}"
+    return {"rps": report["summary"]["requestsPerSec"], "cpu_us": cpu / max(ok, 1) * 1e6, "failed": failed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", required=True)
+    parser.add_argument("--a-cwd", default=".")
+    parser.add_argument("--b", required=True)
+    parser.add_argument("--b-cwd", default=".")
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("workloads", nargs="+")
+    args = parser.parse_args()
+    table_dir = tempfile.mkdtemp()
+    subprocess.run([str(ROOT / "target/release/spikard-rust-workloads"), "--export-table", table_dir], check=True)
+    table = {w["name"]: w for w in json.loads(Path(table_dir, "table.json").read_text())}
+    servers = {"a": start(args.a, args.a_cwd), "b": start(args.b, args.b_cwd)}
+    try:
+        print(f"{'workload':<20} {'A req/s':>10} {'B req/s':>10} {'B/A':>6} {'A µs/req':>9} {'B µs/req':>9} {'B/A':>6}")
+        for name in args.workloads:
+            results: dict[str, list[dict]] = {"a": [], "b": []}
+            for _ in range(args.runs):
+                for key, (proc, port) in servers.items():
+                    results[key].append(run(table[name], port, proc.pid, args.duration, args.concurrency))
+            failed = [r["failed"] for rs in results.values() for r in rs if r["failed"]]
+            if failed:
+                print(f"{name:<20} FAILED: {failed[0]}")
+                continue
+            med = {
+                k: (statistics.median(r["rps"] for r in v), statistics.median(r["cpu_us"] for r in v))
+                for k, v in results.items()
+            }
+            (ar, ac), (br, bc) = med["a"], med["b"]
+            print(f"{name:<20} {ar:>10,.0f} {br:>10,.0f} {br / ar:>6.2f} {ac:>9.1f} {bc:>9.1f} {bc / ac:>6.2f}")
+    finally:
+        for proc, _ in servers.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
