@@ -87,6 +87,9 @@ def check(expected: dict, reply: Reply) -> None:
         assert reply.body.decode() == sse_body(expected["count"])
     elif kind == "problem":
         reply.problem(expected["status"])
+    elif kind == "text":
+        assert reply.status == 200 and media == "text/plain"
+        assert reply.body.decode() == expected["body"]
     else:
         raise AssertionError(f"unknown expectation {kind}")
 

@@ -31,11 +31,19 @@ HTTP_WORKLOADS = [
     "mixed",
     "sse",
     "fault",
+    "json-hello",
+    "plaintext",
+    # The same work as async def handlers.
+    "path-int-async",
+    "json-small-async",
+    "mixed-async",
 ]
+# Checked against the database in test_database.py.
+DATABASE_WORKLOADS = [f"{name}{sync}" for name in ("db", "queries", "updates", "fortunes") for sync in ("", "-sync")]
 
 
 def test_the_table_lists_these_workloads(table: list[dict]) -> None:
-    assert {w["name"] for w in table} == set(HTTP_WORKLOADS) | {"websocket"}
+    assert {w["name"] for w in table} == set(HTTP_WORKLOADS) | set(DATABASE_WORKLOADS) | {"websocket"}
 
 
 @pytest.mark.parametrize("name", HTTP_WORKLOADS)
@@ -54,8 +62,9 @@ def test_websocket_echoes_text_binary_and_large(server: int) -> None:
 JSON = {"content-type": "application/json"}
 
 
+@pytest.mark.parametrize("prefix", ["", "/async"])
 @pytest.mark.parametrize("ident,count", [(1, -5), (987654321, 0), (-3, 7)])
-def test_json_is_decoded_not_echoed(server: int, ident: int, count: int) -> None:
+def test_json_is_decoded_not_echoed(server: int, prefix: str, ident: int, count: int) -> None:
     body = {
         "id": ident,
         "name": f"n{ident}",
@@ -64,7 +73,7 @@ def test_json_is_decoded_not_echoed(server: int, ident: int, count: int) -> None
         "tags": [str(ident)],
         "extra": {"x": 1},
     }
-    reply = send(server, "POST", "/json/small", __import__("json").dumps(body), JSON)
+    reply = send(server, "POST", f"{prefix}/json/small", __import__("json").dumps(body), JSON)
     expected = {k: v for k, v in body.items() if k != "extra"}
     json_matches(expected, reply.json())
 
@@ -130,13 +139,18 @@ def test_forms_multipart_and_mixed_vary(server: int) -> None:
             "size": size,
             "crc32": zlib.crc32(data),
         }
-    reply = send(server, "POST", "/api/v1/users/-9/posts?notify=1", '{"title":"t","body":"b","tags":[],"x":1}', JSON)
-    assert reply.json() == {
-        "user_id": -9,
-        "publish": False,
-        "notify": True,
-        "post": {"title": "t", "body": "b", "tags": []},
-    }
+    for prefix, user in [("", -9), ("/async", 31)]:
+        body = f'{{"title":"t{user}","body":"b","tags":["{user}"],"x":1}}'
+        reply = send(server, "POST", f"{prefix}/api/v1/users/{user}/posts?notify=1", body, JSON)
+        assert reply.json() == {
+            "user_id": user,
+            "publish": False,
+            "notify": True,
+            "post": {"title": f"t{user}", "body": "b", "tags": [str(user)]},
+        }
+    for n in (0, -17, 2**40):
+        assert send(server, "GET", f"/async/path/int/{n}").json() == {"id": n}
+    assert send(server, "GET", "/async/path/int/x").problem(422)["errors"][0]["loc"] == ["path", "id"]
 
 
 def test_sse_counts(server: int) -> None:
