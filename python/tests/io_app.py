@@ -88,6 +88,13 @@ async def with_open_connection(n: int) -> dict:
     return {"n": n, "upstream_ok": answer.startswith(b"HTTP/1.1 200") and f'"o{n}"'.encode() in answer}
 
 
+@app.get("/to_thread/{n}")
+async def with_to_thread(n: int) -> dict:
+    # The worker thread finishes the future through call_soon_threadsafe.
+    doubled = await asyncio.to_thread(lambda: time.sleep(0.005) or n * 2)
+    return {"n": n, "doubled": doubled, "in_task": asyncio.current_task() is not None}
+
+
 @app.get("/sleep", blocking=True)
 def sleep() -> dict:
     time.sleep(0.2)

@@ -82,9 +82,10 @@ def test_real_io_answers(io_server: Server, n: int) -> None:
     assert get_json(io_server.port, f"/aiohttp/{n}") == {"n": n, "upstream": f"a{n}"}
     assert get_json(io_server.port, f"/timeout/{n}") == {"n": n}
     assert get_json(io_server.port, f"/open/{n}") == {"n": n, "upstream_ok": True}
+    assert get_json(io_server.port, f"/to_thread/{n}") == {"n": n, "doubled": 2 * n, "in_task": True}
 
 
-@pytest.mark.parametrize("route", ["httpx", "aiohttp", "timeout", "open"])
+@pytest.mark.parametrize("route", ["httpx", "aiohttp", "timeout", "open", "to_thread"])
 def test_real_io_under_concurrent_load(io_server: Server, route: str) -> None:
     before = io_server.log.read_text()
     assert_all_ok(oha(f"http://127.0.0.1:{io_server.port}/{route}/7", seconds=2))
