@@ -74,10 +74,18 @@ struct RunArgs {
     /// Measured runs per workload and server; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Pin servers to CPU 0 and the load generator to CPU 1 (taskset).
+    /// Pin servers to CPU 0 and the load generator to CPU 1: short for `--server-cpus 0
+    /// --load-cpus 1`.
     #[arg(long)]
     pin: bool,
-    /// Worker processes of the Python servers (default: one per CPU).
+    /// Run every server on these CPUs (`taskset -c`, e.g. `0-3`).
+    #[arg(long, value_name = "LIST")]
+    server_cpus: Option<String>,
+    /// Run the load generator (oha) on these CPUs.
+    #[arg(long, value_name = "LIST")]
+    load_cpus: Option<String>,
+    /// Workers of every server started: Rust threads, Python worker processes (default: one
+    /// per CPU of --server-cpus, else of the machine).
     #[arg(long)]
     workers: Option<usize>,
     /// Where result directories are written.
@@ -90,6 +98,22 @@ struct RunArgs {
     /// Directory of the workload server binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+}
+
+/// How many CPUs a `taskset -c` list names (`0-3,6` is 5).
+pub fn cpu_count(list: &str) -> Result<usize, String> {
+    let mut count = 0;
+    for part in list.split(',').map(str::trim) {
+        let bad = || format!("not a CPU list: {list:?} (e.g. 0-3,6)");
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let first: usize = first.trim().parse().map_err(|_| bad())?;
+        let last: usize = last.trim().parse().map_err(|_| bad())?;
+        if last < first {
+            return Err(bad());
+        }
+        count += last - first + 1;
+    }
+    Ok(count)
 }
 
 /// Resolves `--workload`: names, categories or `all`.
@@ -170,6 +194,14 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         .map(Kind::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let root = project_root();
+    let server_cpus = args
+        .server_cpus
+        .clone()
+        .or_else(|| args.pin.then(|| "0".to_owned()));
+    let load_cpus = args
+        .load_cpus
+        .clone()
+        .or_else(|| args.pin.then(|| "1".to_owned()));
     let workloads = select(&args.workload)?;
     servers::stop_all_on_interrupt();
     let needs_database = args.url.is_none() && workloads.iter().any(|w| w.needs_database());
@@ -187,12 +219,15 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         warmup: args.warmup,
         concurrency: args.concurrency,
         runs: args.runs.max(1),
-        pin: args.pin,
-        workers: args.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
+        workers: match (args.workers, &server_cpus) {
+            (Some(n), _) => n.max(1),
+            (None, Some(list)) => cpu_count(list)?,
+            (None, None) => std::thread::available_parallelism()
                 .map(|n| n.get())
-                .unwrap_or(1)
-        }),
+                .unwrap_or(1),
+        },
+        server_cpus,
+        load_cpus,
         paths: Paths {
             bin_dir: if args.bin_dir.is_absolute() {
                 args.bin_dir.clone()
@@ -352,4 +387,19 @@ fn compare(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_count;
+
+    #[test]
+    fn cpu_lists_count_their_cpus() {
+        assert_eq!(cpu_count("0"), Ok(1));
+        assert_eq!(cpu_count("0-3"), Ok(4));
+        assert_eq!(cpu_count("0-3,6, 8-9"), Ok(7));
+        assert!(cpu_count("3-1").is_err());
+        assert!(cpu_count("a").is_err());
+        assert!(cpu_count("").is_err());
+    }
 }

@@ -197,10 +197,13 @@ pub fn markdown(results: &Results) -> String {
         m.warmup_s,
         m.concurrency,
         m.runs,
-        if m.pin {
-            ", servers pinned to CPU 0 and load to CPU 1"
-        } else {
-            ""
+        match (&m.server_cpus, &m.load_cpus) {
+            (None, None) => String::new(),
+            (server, load) => format!(
+                ", servers on CPUs {} and load on CPUs {}",
+                server.as_deref().unwrap_or("any"),
+                load.as_deref().unwrap_or("any")
+            ),
         },
     );
     for category in categories(results) {

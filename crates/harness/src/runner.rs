@@ -22,7 +22,10 @@ pub struct Plan {
     pub warmup: Duration,
     pub concurrency: usize,
     pub runs: usize,
-    pub pin: bool,
+    /// `taskset -c` lists for the servers and for the load generator (oha).
+    pub server_cpus: Option<String>,
+    pub load_cpus: Option<String>,
+    /// Rust threads or Python worker processes of every server started.
     pub workers: usize,
     pub paths: Paths,
     /// `DATABASE_URL` of the database workloads, given to every server started.
@@ -97,7 +100,8 @@ pub struct Metadata {
     pub warmup_s: f64,
     pub concurrency: usize,
     pub runs: usize,
-    pub pin: bool,
+    pub server_cpus: Option<String>,
+    pub load_cpus: Option<String>,
     pub servers: Vec<Config>,
     /// The exact load commands, per workload and server (oha arguments).
     pub load_commands: Vec<LoadCommand>,
@@ -115,9 +119,6 @@ pub struct Results {
     pub metadata: Metadata,
     pub workloads: Vec<WorkloadResult>,
 }
-
-const SERVER_CPUS: &str = "0";
-const LOAD_CPUS: &str = "1";
 
 fn is_stream(workload: &Workload) -> bool {
     matches!(
@@ -151,7 +152,7 @@ pub fn run(
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     spikard_workloads::export(work_dir)
         .map_err(|e| format!("cannot write the sample bodies: {e}"))?;
-    let pin = plan.pin.then_some(SERVER_CPUS);
+    let pin = plan.server_cpus.as_deref();
     let mut servers = Vec::new();
     match &plan.url {
         Some(url) => servers.push(Server::external(url)),
@@ -284,7 +285,8 @@ pub fn run(
             warmup_s: plan.warmup.as_secs_f64(),
             concurrency: plan.concurrency,
             runs: plan.runs,
-            pin: plan.pin,
+            server_cpus: plan.server_cpus.clone(),
+            load_cpus: plan.load_cpus.clone(),
             servers: configs,
             load_commands,
         },
@@ -353,7 +355,7 @@ fn measure(
             duration,
             plan.concurrency,
         );
-        let (output, raw) = oha::run(&args, plan.pin.then_some(LOAD_CPUS))?;
+        let (output, raw) = oha::run(&args, plan.load_cpus.as_deref())?;
         let load = children_cpu_seconds() - cpu_before;
         Run {
             per_sec: output.summary.requests_per_sec.unwrap_or(0.0),

@@ -60,12 +60,10 @@ impl Kind {
         }
     }
 
-    /// Whether this server runs Python worker processes (and so takes `--workers`).
+    /// Whether the harness starts this server, and so sets its workers: Rust threads or
+    /// Python worker processes.
     pub fn has_workers(self) -> bool {
-        matches!(
-            self,
-            Kind::Python | Kind::Fastapi | Kind::Granian | Kind::Robyn
-        )
+        self != Kind::Url
     }
 
     /// Why this server cannot serve `workload` as WORKLOADS.md defines it, if it cannot.
@@ -130,7 +128,13 @@ pub fn command_line(
     let root = paths.root.clone();
     Ok(match kind {
         Kind::Rust => (
-            vec![bin("spikard-rust-workloads")?, "--port".into(), port],
+            vec![
+                bin("spikard-rust-workloads")?,
+                "--port".into(),
+                port,
+                "--threads".into(),
+                workers.to_string(),
+            ],
             root,
         ),
         Kind::Bare => (
@@ -138,6 +142,8 @@ pub fn command_line(
                 bin("spikard-rust-workloads")?,
                 "--port".into(),
                 port,
+                "--threads".into(),
+                workers.to_string(),
                 "--bare".into(),
             ],
             root,
@@ -391,8 +397,30 @@ mod tests {
             assert_eq!(kind.name(), name);
             assert!(kind.has_workers());
         }
-        assert!(!Kind::Rust.has_workers());
+        assert!(Kind::Rust.has_workers());
+        assert!(!Kind::Url.has_workers());
         assert!(Kind::parse("tornado").is_err());
+    }
+
+    #[test]
+    fn every_started_server_gets_the_workers() {
+        let dir = std::env::temp_dir().join(format!("spikard-harness-bin-{}", std::process::id()));
+        let bin = dir.join("spikard-rust-workloads");
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        std::fs::write(&bin, b"").expect("a stand-in binary");
+        let paths = Paths {
+            root: PathBuf::from("/nonexistent"),
+            bin_dir: dir.clone(),
+        };
+        for kind in [Kind::Rust, Kind::Bare] {
+            let (line, _) = command_line(kind, 9, 3, &paths).expect("a command line");
+            let at = line
+                .iter()
+                .position(|a| a == "--threads")
+                .expect("--threads");
+            assert_eq!(line[at + 1], "3");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
