@@ -23,6 +23,10 @@ fn fmt_rate(v: f64) -> String {
     out
 }
 
+fn fmt_us(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
+}
+
 fn fmt_ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
 }
@@ -82,11 +86,12 @@ fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
                         min,
                         max,
                         p99_ms,
+                        server_cpu_us,
                         load_bound,
                         unit,
                         ..
                     }) => format!(
-                        "{}{} ({}–{}) p99 {} ms{}",
+                        "{}{} ({}–{}) p99 {} ms, {} µs CPU{}",
                         fmt_rate(*median),
                         if *unit == "requests/s" {
                             String::new()
@@ -96,6 +101,7 @@ fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
                         fmt_rate(*min),
                         fmt_rate(*max),
                         fmt_ms(*p99_ms),
+                        fmt_us(*server_cpu_us),
                         if *load_bound { " ⚠load-bound" } else { "" }
                     ),
                     Some(Outcome::Failed { reason }) => format!("FAILED: {reason}"),
@@ -226,10 +232,11 @@ pub fn markdown(results: &Results) -> String {
         out,
         "\n## Details\n\nLatency percentiles in ms; CPU in % of one core (the server's whole process \
          tree, and the load generator: oha, or the harness's own SSE/WebSocket clients); peak RSS \
-         of the server's process tree. ⚠ marks runs where the load generator used more CPU than \
-         the server, so the figure may be the load generator's limit.\n\n\
-         | workload | server | p50 | p90 | p99 | p99.9 | server CPU | peak RSS MiB | load CPU |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+         of the server's process tree; server CPU µs per answered request (or event, or round \
+         trip). ⚠ marks runs where the load generator used more CPU than the server, so the \
+         throughput may be the load generator's limit: compare those servers by CPU µs.\n\n\
+         | workload | server | p50 | p90 | p99 | p99.9 | server CPU | CPU µs | peak RSS MiB | load CPU |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for w in &results.workloads {
         for s in &w.servers {
@@ -239,6 +246,7 @@ pub fn markdown(results: &Results) -> String {
                 p99_ms,
                 p999_ms,
                 server_cpu_pct,
+                server_cpu_us,
                 server_peak_rss_mib,
                 load_cpu_pct,
                 load_bound,
@@ -249,7 +257,7 @@ pub fn markdown(results: &Results) -> String {
                     |v: &Option<f64>| v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "–".into());
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0}%{} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}%{} |",
                     w.name,
                     s.server,
                     fmt_ms(*p50_ms),
@@ -257,6 +265,7 @@ pub fn markdown(results: &Results) -> String {
                     fmt_ms(*p99_ms),
                     fmt_ms(*p999_ms),
                     pct(server_cpu_pct),
+                    fmt_us(*server_cpu_us),
                     server_peak_rss_mib
                         .map(|v| format!("{v:.1}"))
                         .unwrap_or_else(|| "–".into()),

@@ -41,6 +41,10 @@ pub struct Run {
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
     pub server_cpu_pct: Option<f64>,
+    /// Server CPU time (user + system of its process tree) per answered request (or event,
+    /// or round trip), in µs: the figure that compares servers when the load generator is
+    /// the bottleneck.
+    pub server_cpu_us: Option<f64>,
     pub server_peak_rss_mib: Option<f64>,
     pub load_cpu_pct: f64,
     pub failure: Option<String>,
@@ -63,6 +67,7 @@ pub enum Outcome {
         p99_ms: Option<f64>,
         p999_ms: Option<f64>,
         server_cpu_pct: Option<f64>,
+        server_cpu_us: Option<f64>,
         server_peak_rss_mib: Option<f64>,
         load_cpu_pct: f64,
         /// The load generator used more CPU than the server: the figure may be the load
@@ -294,11 +299,17 @@ pub fn run(
     })
 }
 
+/// CPU µs per answered item, from the server's CPU (% of one core) and the items per second.
+pub fn cpu_per_item(cpu_pct: f64, per_sec: f64) -> Option<f64> {
+    (per_sec > 0.0).then(|| cpu_pct / 100.0 / per_sec * 1e6)
+}
+
 fn summarize(runs: &[Run], unit: &'static str) -> Outcome {
     let of = |f: fn(&Run) -> Option<f64>| median(&runs.iter().filter_map(f).collect::<Vec<_>>());
     let rates: Vec<f64> = runs.iter().map(|r| r.per_sec).collect();
     let (min, max) = spread(&rates).unwrap_or((0.0, 0.0));
     let server_cpu_pct = of(|r| r.server_cpu_pct);
+    let server_cpu_us = of(|r| r.server_cpu_us);
     let load_cpu_pct = of(|r| Some(r.load_cpu_pct)).unwrap_or(0.0);
     Outcome::Ok {
         unit,
@@ -310,6 +321,7 @@ fn summarize(runs: &[Run], unit: &'static str) -> Outcome {
         p99_ms: of(|r| r.p99_ms),
         p999_ms: of(|r| r.p999_ms),
         server_cpu_pct,
+        server_cpu_us,
         server_peak_rss_mib: runs
             .iter()
             .filter_map(|r| r.server_peak_rss_mib)
@@ -342,6 +354,7 @@ fn measure(
             p99_ms: ms(result.p99),
             p999_ms: ms(result.p999),
             server_cpu_pct: None,
+            server_cpu_us: None,
             server_peak_rss_mib: None,
             load_cpu_pct: load / started.elapsed().as_secs_f64() * 100.0,
             failure: result.failure,
@@ -364,6 +377,7 @@ fn measure(
             p99_ms: ms(output.percentile("p99")),
             p999_ms: ms(output.percentile("p99.9")),
             server_cpu_pct: None,
+            server_cpu_us: None,
             server_peak_rss_mib: None,
             load_cpu_pct: load / started.elapsed().as_secs_f64() * 100.0,
             failure: output.failure(),
@@ -373,6 +387,7 @@ fn measure(
     if let Some(sampler) = sampler {
         let (cpu, rss) = sampler.finish();
         run.server_cpu_pct = Some(cpu);
+        run.server_cpu_us = cpu_per_item(cpu, run.per_sec);
         run.server_peak_rss_mib = Some(rss as f64 / (1024.0 * 1024.0));
     }
     Ok(run)
@@ -388,4 +403,17 @@ pub fn out_dir(base: &Path, machine: &Machine) -> PathBuf {
     };
     let dirty = if machine.git_dirty { "-dirty" } else { "" };
     base.join(format!("{stamp}-{sha}{dirty}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_per_item;
+
+    #[test]
+    fn cpu_per_request_is_cpu_over_throughput() {
+        // Half a core for 50,000 requests/s: 10 µs each.
+        assert_eq!(cpu_per_item(50.0, 50_000.0), Some(10.0));
+        assert_eq!(cpu_per_item(150.0, 1_000.0), Some(1_500.0));
+        assert_eq!(cpu_per_item(10.0, 0.0), None);
+    }
 }

@@ -134,12 +134,20 @@ fn end_to_end_against_the_rust_server() {
         assert_eq!(server["status"], "ok", "{w}");
         assert!(server["median"].as_f64().unwrap() > 0.0);
         assert!(server["server_cpu_pct"].as_f64().is_some());
+        // CPU per request is CPU over throughput: a plausible, positive figure.
+        let cpu_us = server["server_cpu_us"].as_f64().unwrap();
+        assert!(cpu_us > 0.0 && cpu_us < 100_000.0, "{cpu_us}");
     }
     assert!(results["metadata"]["machine"]["oha_version"]
         .as_str()
         .unwrap()
         .starts_with("oha"));
     assert!(dir.join("summary.md").exists() && dir.join("chart.svg").exists());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("µs CPU") && summary.contains("| CPU µs |"),
+        "{summary}"
+    );
     assert!(out.join("latest.md").exists());
     let _ = std::fs::remove_dir_all(out);
 }
