@@ -127,27 +127,19 @@ pub fn command_line(
     let port = port.to_string();
     let root = paths.root.clone();
     Ok(match kind {
-        Kind::Rust => (
-            vec![
+        Kind::Rust | Kind::Bare => {
+            let mut line = vec![
                 bin("spikard-rust-workloads")?,
                 "--port".into(),
                 port,
                 "--threads".into(),
                 workers.to_string(),
-            ],
-            root,
-        ),
-        Kind::Bare => (
-            vec![
-                bin("spikard-rust-workloads")?,
-                "--port".into(),
-                port,
-                "--threads".into(),
-                workers.to_string(),
-                "--bare".into(),
-            ],
-            root,
-        ),
+            ];
+            if kind == Kind::Bare {
+                line.push("--bare".into());
+            }
+            (line, root)
+        }
         Kind::Python => (
             vec![
                 bin("spikard-python-workloads")?,
