@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -132,6 +133,13 @@ async def stream() -> AsyncIterator[dict]:
     finally:
         await asyncio.sleep(0.001)
         cleanups["finished"] += 1
+
+
+@app.get("/bstream/{n}", blocking=True)
+def blocking_stream(n: int) -> Iterator[dict]:
+    for i in range(n):
+        time.sleep(0.01)
+        yield {"i": i, "thread": threading.current_thread().name}
 
 
 @app.get("/cleanups")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port, stop_server, wait_ready
-from http_util import get_json
+from http_util import get_json, send
 
 OHA = shutil.which("oha")
 
@@ -142,3 +142,17 @@ def test_a_def_handler_that_holds_the_engine_thread_is_logged(io_server: Server)
         assert time.monotonic() < deadline, io_server.log.read_text()[-2000:]
         time.sleep(0.05)
     assert "blocking=True" in io_server.log.read_text()
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_a_blocking_generator_is_pulled_on_the_thread_pool(io_server: Server, n: int) -> None:
+    reply = send(io_server.port, "GET", f"/bstream/{n}")
+    assert reply.status == 200 and reply.content_type.startswith("text/event-stream")
+    events = [
+        json.loads(line[len("data: ") :]) for line in reply.body.decode().splitlines() if line.startswith("data: ")
+    ]
+    assert [e["i"] for e in events] == list(range(n))
+    # Pool threads are not Python-made, so Python names them Dummy-N; the engine thread is
+    # the worker's main thread.
+    threads = {e["thread"] for e in events}
+    assert all(t.startswith("Dummy-") for t in threads), threads

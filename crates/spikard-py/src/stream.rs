@@ -82,12 +82,16 @@ impl EventSource {
     }
 
     async fn next_sync(&mut self) -> Item {
-        let pull = |handler: &PyHandler, source: &Py<PyAny>, ctx: &Py<PyAny>| {
+        // `inline`: on the engine thread, where a slow pull is logged.
+        let pull = |handler: &PyHandler, source: &Py<PyAny>, ctx: &Py<PyAny>, inline: bool| {
             Python::attach(|py| {
+                let next = || source.bind(py).call_method0(pyo3::intern!(py, "__next__"));
                 let pulled = context::run_in(py, ctx.bind(py), || {
-                    handler.slow.time(&handler.name, || {
-                        source.bind(py).call_method0(pyo3::intern!(py, "__next__"))
-                    })
+                    if inline {
+                        handler.slow.time(&handler.name, next)
+                    } else {
+                        next()
+                    }
                 })
                 .and_then(|r| r);
                 match pulled {
@@ -106,12 +110,12 @@ impl EventSource {
                         self.ctx.clone_ref(py),
                     )
                 });
-                pool.run(move || pull(&handler, &source, &ctx))
+                pool.run(move || pull(&handler, &source, &ctx, false))
                     .await
                     .ok()
                     .flatten()
             }
-            _ => pull(&self.handler, &self.source, &self.ctx),
+            _ => pull(&self.handler, &self.source, &self.ctx, true),
         }
     }
 
