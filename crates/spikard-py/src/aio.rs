@@ -189,12 +189,7 @@ impl EngineLoop {
                 .await
                 .map_err(|_| PyRuntimeError::new_err("the asyncio loop dropped a task"))?,
         };
-        Python::attach(|py| {
-            Ok(task
-                .bind(py)
-                .call_method0(pyo3::intern!(py, "result"))?
-                .unbind())
-        })
+        Python::attach(|py| Ok(task_result(task.bind(py))?.unbind()))
     }
 
     /// Starts `close_stream(stream, pending)` on the loop (an event stream's client left).
@@ -213,7 +208,12 @@ impl EngineLoop {
     }
 }
 
-/// `next_item(stream)`: the next item of an async generator, or [`end`] after its last.
+/// `task.result()`: what the task's coroutine returned, or what it raised.
+pub fn task_result<'py>(task: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    task.call_method0(pyo3::intern!(task.py(), "result"))
+}
+
+/// `next_item(stream)`: the next item of an async generator, or `END` after its last.
 pub fn next_item<'py>(py: Python<'py>, stream: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     names(py)?.next_item.bind(py).call1((stream,))
 }

@@ -106,6 +106,7 @@ impl Pool {
 /// ten seconds per handler.
 pub struct SlowLog {
     threshold: Duration,
+    /// When the last line was written (see `time`).
     last: AtomicU64,
 }
 
@@ -128,9 +129,10 @@ impl SlowLog {
         let result = f();
         let took = started.elapsed();
         if took >= self.threshold {
-            let now = since_start().as_secs() + 10;
+            // Seconds since start, plus one: `last` is 0 until the first line.
+            let now = since_start().as_secs() + 1;
             let last = self.last.load(Ordering::Relaxed);
-            if now >= last + 10
+            if (last == 0 || now >= last + 10)
                 && self
                     .last
                     .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)

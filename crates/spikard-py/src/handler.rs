@@ -11,7 +11,7 @@
 //!   its first step run at once;
 //! - a generator as an event stream (see [`crate::stream`]).
 
-use crate::aio::{self, Spawned};
+use crate::aio::{self, task_result, Spawned};
 use crate::answer::{answer, internal};
 use crate::blocking::{Pool, SlowLog};
 use crate::context;
@@ -180,11 +180,6 @@ impl PyHandler {
         }
         PyTuple::new(py, args).map_err(|e| internal(py, &self.name, e))
     }
-}
-
-/// `task.result()`: the handler's return value, or what it raised.
-pub fn task_result<'py>(task: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    task.call_method0(pyo3::intern!(task.py(), "result"))
 }
 
 /// msgspec decodes into the declared type; its validation errors become 422s naming the

@@ -6,11 +6,11 @@
 //! the generator is closed — an async one with `aclose()` on the loop, so `finally` blocks
 //! that await run.
 
-use crate::aio::{self, Spawned};
+use crate::aio::{self, task_result, Spawned};
 use crate::answer::internal;
 use crate::context;
 use crate::convert::py_to_json;
-use crate::handler::{task_result, Mode, PyHandler};
+use crate::handler::{Mode, PyHandler};
 use crate::response::PyEvent;
 use futures_util::StreamExt;
 use pyo3::exceptions::PyStopIteration;
