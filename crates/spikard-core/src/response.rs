@@ -11,9 +11,11 @@ use http::{header, HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
 /// A 200 `application/json` answer of `value`.
+///
+/// Encoded with sonic-rs: the same bytes as serde_json, in less time (`make json-codecs`).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Response, Error> {
     let mut buf = Vec::with_capacity(128);
-    serde_json::to_writer(&mut buf, value)
+    sonic_rs::to_writer(&mut buf, value)
         .map_err(|err| Error::Internal(format!("failed to encode the answer: {err}")))?;
     Ok(json_bytes(buf))
 }

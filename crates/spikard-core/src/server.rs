@@ -1,26 +1,62 @@
 //! Serving a router: binding (optionally with `SO_REUSEPORT` so worker processes share a
 //! port), an HTTP/1.1 accept loop with a header-read timeout, and graceful shutdown that
 //! stops accepting, lets in-flight requests finish, and returns.
+//!
+//! [`run`] serves in one of two shapes ([`Threading`]): by default thread per core — N OS
+//! threads, each with a current-thread tokio runtime and its own `SO_REUSEPORT` listener on
+//! the one port, so a connection lives and dies on the thread the kernel handed it to — or
+//! one tokio multi-thread runtime whose workers share one listener and steal work.
 
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+/// How [`run`] spreads connections over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threading {
+    /// One current-thread runtime per thread, each with its own `SO_REUSEPORT` listener:
+    /// no cross-thread wake-ups or shared queues. The kernel spreads connections over the
+    /// listeners by their address hash, and a connection stays on its thread, so a few busy
+    /// long-lived connections can leave threads idle.
+    #[default]
+    PerCore,
+    /// One tokio multi-thread runtime: its workers share one listener and steal work from
+    /// each other, which evens out uneven connections at the price of synchronisation.
+    MultiThread,
+}
+
+impl std::str::FromStr for Threading {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-core" => Ok(Threading::PerCore),
+            "multi-thread" => Ok(Threading::MultiThread),
+            other => Err(format!(
+                "unknown threading {other:?} (per-core or multi-thread)"
+            )),
+        }
+    }
+}
+
 /// How a server listens and shuts down.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
-    /// Tokio worker threads; 1 runs a current-thread runtime. 0 means one per CPU.
+    /// Serving threads; 0 means one per CPU this process may run on (so `taskset` and
+    /// cgroup limits are respected).
     pub threads: usize,
+    /// Thread per core (the default) or one work-stealing runtime.
+    pub threading: Threading,
     /// Set `SO_REUSEPORT`, so several processes can serve one port.
     pub reuse_port: bool,
     /// A client that has not sent a complete request head in this time is disconnected.
@@ -35,6 +71,7 @@ impl Default for ServerConfig {
             host: "127.0.0.1".into(),
             port: 8000,
             threads: 0,
+            threading: Threading::PerCore,
             reuse_port: false,
             header_read_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
@@ -43,35 +80,58 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Builds the tokio runtime this configuration asks for.
-    pub fn runtime(&self) -> io::Result<tokio::runtime::Runtime> {
-        let mut builder = if self.threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-        };
-        if self.threads > 1 {
-            builder.worker_threads(self.threads);
+    /// The number of serving threads: `threads`, or one per CPU this process may run on.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
-        builder.enable_all().build()
     }
+
+    /// Builds one tokio runtime for all of this configuration's threads: a current-thread
+    /// runtime for one thread, else a multi-thread one.
+    pub fn runtime(&self) -> io::Result<tokio::runtime::Runtime> {
+        let threads = self.thread_count();
+        if threads == 1 {
+            return current_thread();
+        }
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+fn current_thread() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Binds `host:port` (call it inside the runtime) with `SO_REUSEADDR` (and `SO_REUSEPORT` when asked).
 pub fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
-    let addr: SocketAddr = (config.host.as_str(), config.port)
+    TcpListener::from_std(bind_std(config, config.port, config.reuse_port)?)
+}
+
+/// Binds a non-blocking listener on `host:port` outside any runtime.
+fn bind_std(
+    config: &ServerConfig,
+    port: u16,
+    reuse_port: bool,
+) -> io::Result<std::net::TcpListener> {
+    let addr: SocketAddr = (config.host.as_str(), port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "host resolves to nothing"))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    if config.reuse_port {
+    if reuse_port {
         socket.set_reuse_port(true)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
@@ -152,12 +212,116 @@ pub async fn serve(
     Ok(())
 }
 
-/// Builds the runtime, binds, prints the address, and serves until SIGINT/SIGTERM.
+/// Serves `router` with the engine's accept loop ([`serve`]) in the shape `config.threading`
+/// asks for, printing the address, until SIGINT/SIGTERM; then every thread finishes its
+/// open requests and `run` returns.
 pub fn run(router: Router, config: &ServerConfig) -> io::Result<()> {
-    let runtime = config.runtime()?;
-    runtime.block_on(async {
-        let listener = bind(config)?;
-        eprintln!("spikard: listening on http://{}", listener.local_addr()?);
-        serve(listener, router, config, shutdown_signal()).await
+    run_with(config, |listener, stop| {
+        serve(listener, router.clone(), config, stop.into_future())
     })
+}
+
+/// The threads, listeners and shutdown of [`run`] around any accept loop: `serve_one(listener,
+/// stop)` is called once per serving thread, inside that thread's runtime, and must return
+/// once `stop` has resolved and its connections are done. Bind errors are returned before
+/// anything is served.
+pub fn run_with<F, Fut>(config: &ServerConfig, serve_one: F) -> io::Result<()>
+where
+    F: Fn(TcpListener, Stop) -> Fut + Sync,
+    Fut: Future<Output = io::Result<()>>,
+{
+    let threads = config.thread_count();
+    if config.threading == Threading::MultiThread || threads == 1 {
+        let runtime = config.runtime()?;
+        return runtime.block_on(async {
+            let listener = bind(config)?;
+            eprintln!("spikard: listening on http://{}", listener.local_addr()?);
+            let (stop_tx, stop) = Stop::new();
+            let serving = serve_one(listener, stop);
+            tokio::pin!(serving);
+            tokio::select! {
+                served = &mut serving => return served,
+                () = shutdown_signal() => {}
+            }
+            let _ = stop_tx.send(true);
+            serving.await
+        });
+    }
+    // Thread per core: the first listener fixes the port (also when 0 asked for a free one),
+    // the others join it through SO_REUSEPORT.
+    let first = bind_std(config, config.port, true)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(bind_std(config, addr.port(), true)?);
+    }
+    eprintln!("spikard: listening on http://{addr}");
+    eprintln!("spikard: {threads} threads, one runtime and listener each");
+    let (stop_tx, stop) = Stop::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<io::Result<()>>();
+    std::thread::scope(|scope| {
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let stop = stop.clone();
+            let done = done_tx.clone();
+            let serve_one = &serve_one;
+            let spawned = std::thread::Builder::new()
+                .name(format!("spikard-{i}"))
+                .spawn_scoped(scope, move || {
+                    let served = current_thread().and_then(|runtime| {
+                        runtime.block_on(async {
+                            serve_one(TcpListener::from_std(listener)?, stop).await
+                        })
+                    });
+                    let _ = done.send(served);
+                });
+            if let Err(err) = spawned {
+                let _ = done_tx.send(Err(err));
+                break;
+            }
+        }
+        drop(done_tx);
+        // This thread waits for a signal, or for a serving thread that ended on its own (an
+        // error), and then stops the others.
+        let first_end = current_thread().map(|runtime| {
+            runtime.block_on(async {
+                tokio::select! {
+                    () = shutdown_signal() => None,
+                    ended = done_rx.recv() => ended,
+                }
+            })
+        });
+        let _ = stop_tx.send(true);
+        let mut result = match first_end {
+            Ok(Some(Err(err))) | Err(err) => Err(err),
+            Ok(_) => Ok(()),
+        };
+        while let Some(ended) = done_rx.blocking_recv() {
+            if let (Ok(()), Err(err)) = (&result, ended) {
+                result = Err(err);
+            }
+        }
+        result
+    })
+}
+
+/// Resolves when [`run_with`] tells its serving threads to stop.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    fn new() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop(rx))
+    }
+}
+
+impl IntoFuture for Stop {
+    type Output = ();
+    type IntoFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let _ = self.0.wait_for(|stopped| *stopped).await;
+        })
+    }
 }

@@ -1,20 +1,55 @@
 //! The bare axum ceiling: the same paths served by plain axum handlers with axum's own
 //! extractors and the same typed records, without the engine (no parameter plans, no problem
-//! documents beyond the minimum). Its throughput is the reference the engine's overhead is
+//! documents beyond the minimum; JSON with the engine's codecs). Its throughput is the reference the engine's overhead is
 //! measured against; it is not a framework and does not validate like one.
 
 use crate::db;
 use crate::types::*;
-use axum::extract::{Multipart, Path, Query, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, WebSocketUpgrade};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
-use axum::{Json, Router};
+use axum::Router;
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use spikard_core::{sse, Event, Message};
 
 type Failure = (StatusCode, String);
+
+/// A JSON body or answer, decoded (serde_json) and encoded (sonic-rs) as the engine does and
+/// nothing else: no content-type check and no search for the failing field.
+struct Json<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Failure> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        serde_json::from_slice(&body)
+            .map(Json)
+            .map_err(|e| unprocessable(e.to_string()))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match sonic_rs::to_vec(&self.0) {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+}
 
 fn unprocessable(msg: impl Into<String>) -> Failure {
     (StatusCode::UNPROCESSABLE_ENTITY, msg.into())

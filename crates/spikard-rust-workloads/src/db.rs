@@ -5,7 +5,7 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use serde::Serialize;
 use spikard_core::Error;
-use std::sync::LazyLock;
+use std::cell::OnceCell;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
@@ -25,8 +25,16 @@ pub struct World {
     pub random_number: i32,
 }
 
-/// The process's pool, from `DATABASE_URL` (none when it is not set).
-static POOL: LazyLock<Result<Pool, String>> = LazyLock::new(|| {
+thread_local! {
+    /// This thread's pool, from `DATABASE_URL` (none when it is not set). One per serving
+    /// thread, so that a connection is driven by the runtime of the thread that uses it.
+    static POOL: OnceCell<Result<Pool, String>> = const { OnceCell::new() };
+}
+
+/// Connections per serving thread.
+const POOL_SIZE: usize = 4;
+
+fn pool() -> Result<Pool, String> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "no database is configured: set DATABASE_URL".to_owned())?;
     let mut config: tokio_postgres::Config = url
@@ -40,9 +48,8 @@ static POOL: LazyLock<Result<Pool, String>> = LazyLock::new(|| {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let size = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
     Pool::builder(manager)
-        .max_size(size)
+        .max_size(POOL_SIZE)
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
             wait: Some(Duration::from_secs(5)),
@@ -51,10 +58,12 @@ static POOL: LazyLock<Result<Pool, String>> = LazyLock::new(|| {
         })
         .build()
         .map_err(|e| format!("cannot build the database pool: {e}"))
-});
+}
 
 async fn client() -> Result<deadpool_postgres::Object, Error> {
-    let pool = POOL.as_ref().map_err(|e| Error::Unavailable(e.clone()))?;
+    let pool = POOL
+        .with(|cell| cell.get_or_init(pool).clone())
+        .map_err(Error::Unavailable)?;
     pool.get()
         .await
         .map_err(|e| Error::Unavailable(format!("the database cannot be reached: {e}")))

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use spikard_rust_workloads::Flavor;
 use std::time::Duration;
 
@@ -258,4 +258,78 @@ async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
             json!({"id": 5})
         );
     }
+}
+
+/// What the engine must answer for `body` on `/json/small`: 200 when serde_json decodes it,
+/// 422 when the JSON has the wrong shape, else 400.
+fn reference_status(body: &[u8]) -> u16 {
+    match serde_json::from_slice::<spikard_rust_workloads::types::SmallItem>(body) {
+        Ok(_) => 200,
+        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => 400,
+        Err(err) if err.classify() == serde_json::error::Category::Data => 422,
+        Err(_) => 400,
+    }
+}
+
+#[tokio::test]
+async fn json_bodies_are_judged_as_serde_json_judges_them() {
+    let server = start().await;
+    let item = |id: &str, name: &str| {
+        format!(r#"{{"id":{id},"name":"{name}","active":true,"count":3,"tags":["x"]}}"#)
+            .into_bytes()
+    };
+    let mut invalid_utf8 = item("7", "ab");
+    let at = invalid_utf8.iter().position(|&b| b == b'a').unwrap();
+    invalid_utf8[at] = 0xff;
+    let bodies: Vec<Vec<u8>> = vec![
+        item("7", "plain"),
+        item("-9223372036854775808", "min"),
+        item("9223372036854775808", "one past i64"),
+        item("1e400", "huge"),
+        item("1.0", "float for an int"),
+        item("01", "leading zero"),
+        item("NaN", "nan"),
+        item("7", r"\ud800 lone surrogate"),
+        item("7", r"\u00e9t\u00e9 escaped"),
+        item("7", "tab\tin a string"),
+        invalid_utf8,
+        br#"{"id":1,"id":2,"name":"dup","active":true,"count":3,"tags":[]}"#.to_vec(),
+        br#"{"id":1,"name":"comma","active":true,"count":3,"tags":[],}"#.to_vec(),
+        br#"{"id":1,"name":"extra","active":true,"count":3,"tags":[],"more":{"a":[1,2]}}"#.to_vec(),
+        format!(
+            r#"{{"id":1,"name":"deep","active":true,"count":3,"tags":[],"more":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        )
+        .into_bytes(),
+        b"\xef\xbb\xbf{\"id\":1}".to_vec(),
+        // Deeper than any decoder's stack: refused, and the server lives on.
+        format!(
+            r#"{{"id":1,"name":"deeper","active":true,"count":3,"tags":[],"more":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        )
+        .into_bytes(),
+    ];
+    for body in bodies {
+        let expected = reference_status(&body);
+        let reply = send(server.addr, "POST", "/json/small", &[JSON], body.clone()).await;
+        assert_eq!(
+            reply.status,
+            expected,
+            "{} → {}",
+            String::from_utf8_lossy(&body),
+            String::from_utf8_lossy(&reply.body)
+        );
+        if expected == 200 {
+            let sent: spikard_rust_workloads::types::SmallItem =
+                serde_json::from_slice(&body).unwrap();
+            let sent = serde_json::to_value(sent).unwrap();
+            let got: Value = serde_json::from_slice(&reply.body).unwrap();
+            for key in ["id", "name", "active", "count", "tags"] {
+                assert_eq!(got[key], sent[key], "{key}");
+            }
+        }
+    }
+    assert_eq!(get(server.addr, "/health").await.status, 200);
 }

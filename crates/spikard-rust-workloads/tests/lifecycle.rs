@@ -21,12 +21,13 @@ impl Drop for Binary {
 
 /// Starts the server binary on a free port and reads the address it prints.
 fn spawn(extra: &[&str]) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
-        .args(["--port", "0", "--threads", "2"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"));
+    command.args(["--port", "0", "--threads", "2"]).args(extra);
+    spawn_command(command)
+}
+
+fn spawn_command(mut command: Command) -> Binary {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
@@ -64,7 +65,21 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_then_exits() {
-    let mut server = spawn(&[]);
+    graceful_shutdown(&[]);
+}
+
+#[test]
+fn sigterm_is_graceful_on_the_multi_thread_runtime_too() {
+    graceful_shutdown(&["--threading", "multi-thread"]);
+}
+
+#[test]
+fn sigterm_is_graceful_for_the_bare_ceiling_too() {
+    graceful_shutdown(&["--bare"]);
+}
+
+fn graceful_shutdown(extra: &[&str]) {
+    let mut server = spawn(extra);
     let body = spikard_workloads::fixtures::JSON_SMALL.as_bytes();
     let (first, rest) = body.split_at(40);
     let mut stream = TcpStream::connect(server.addr).unwrap();
@@ -130,6 +145,102 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 }
 
+/// The names of the process's serving threads (`spikard-N`), from /proc, once `expected`
+/// of them have started (or after 5 s).
+fn serving_threads(child: &Child, expected: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let names = thread_names(child);
+        if names.len() >= expected || start.elapsed() > Duration::from_secs(5) {
+            return names;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn thread_names(child: &Child) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| {
+            name.strip_prefix("spikard-")
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn get(addr: SocketAddr, target: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn every_thread_of_the_per_core_shape_serves_its_share() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"));
+    command.args(["--port", "0", "--threads", "4"]);
+    let server = spawn_command(command);
+    assert_eq!(
+        serving_threads(&server.child, 4),
+        ["spikard-0", "spikard-1", "spikard-2", "spikard-3"]
+    );
+    // The kernel spreads connections over the four listeners by address; each must answer.
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..64)
+            .map(|i| scope.spawn(move || get(server.addr, &format!("/path/int/{}", 1000 + i))))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for (i, answer) in answers.iter().enumerate() {
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(
+            answer.ends_with(&format!("{{\"id\":{}}}", 1000 + i)),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn the_default_is_one_thread_per_cpu_the_process_may_use() {
+    let mut command = Command::new("taskset");
+    command.args([
+        "-c",
+        "0",
+        env!("CARGO_BIN_EXE_spikard-rust-workloads"),
+        "--port",
+        "0",
+    ]);
+    let server = spawn_command(command);
+    // One CPU: one thread, served on the main thread's current-thread runtime.
+    assert!(get(server.addr, "/health").ends_with("{\"status\":\"ok\"}"));
+    assert!(serving_threads(&server.child, 0).is_empty());
+    let mut command = Command::new("taskset");
+    command.args([
+        "-c",
+        "0,1",
+        env!("CARGO_BIN_EXE_spikard-rust-workloads"),
+        "--port",
+        "0",
+    ]);
+    let server = spawn_command(command);
+    assert_eq!(
+        serving_threads(&server.child, 2),
+        ["spikard-0", "spikard-1"]
+    );
+}
+
 #[test]
 fn bad_command_lines_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
@@ -138,4 +249,10 @@ fn bad_command_lines_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
+    let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
+        .args(["--threading", "work-stealing"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("per-core or multi-thread"));
 }
