@@ -10,7 +10,7 @@ PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>
 # Runs a command with DATABASE_URL set: yours, or a throw-away PostgreSQL (installed if missing).
 WITH_DB := tools/pg.sh run
 
-.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling compare fmt lint db
+.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling scale json-codecs fmt lint db
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, pytest, ruff, ..."
@@ -23,8 +23,10 @@ help:
 	@echo "make serve-python serve every workload with Python handlers on port $(PORT_PYTHON)"
 	@echo "make serve-bare  serve the bare axum ceiling on port $(PORT_RUST)"
 	@echo "make db          a throw-away PostgreSQL with the workload tables (prints DATABASE_URL)"
-	@echo "make ceiling     oha: engine against the bare axum ceiling (installs oha if missing)"
-	@echo "make compare     oha: Rust handlers against Python handlers"
+	@echo "make ceiling     rust, bare and python, one worker each on CPU 0, oha on CPU 1:"
+	@echo "                 server CPU µs per request (BENCH_ARGS narrows it)"
+	@echo "make scale       rust, bare and python at 1, 2, 4, … workers (SCALE_WORKERS=1,2,4,8)"
+	@echo "make json-codecs serde_json, sonic-rs and simd-json on the workload records"
 	@echo "make fmt | lint  cargo fmt; fmt check and clippy -D warnings"
 
 $(VENV)/.deps: pyproject.toml Makefile
@@ -84,10 +86,17 @@ oha:
 	@command -v oha >/dev/null || $(CARGO) install oha --locked
 
 ceiling: build oha
-	SERVERS="rust bare" tools/compare.sh
+	$(WITH_DB) target/release/harness run --servers rust,bare,python --workers 1 \
+		--server-cpus 0 --load-cpus 1 $(BENCH_ARGS)
 
-compare: build oha
-	SERVERS="rust python" tools/compare.sh json-small json-large path-deep query-medium urlencoded-complex multipart-medium
+# One worker per CPU up to all but one (the load generator's), doubling.
+SCALE_WORKERS ?= $(shell n=$$(nproc); w=1; l=1; while [ $$((w * 2)) -lt $$n ]; do w=$$((w * 2)); l="$$l,$$w"; done; echo $$l)
+scale: build oha
+	$(WITH_DB) target/release/harness scale --servers rust,bare,python \
+		--workers $(SCALE_WORKERS) $(BENCH_ARGS)
+
+json-codecs:
+	$(CARGO) run --release -p spikard-rust-workloads --features json-bench --example json_codecs
 
 fmt: setup
 	$(CARGO) fmt --all

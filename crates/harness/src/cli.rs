@@ -1,12 +1,12 @@
-//! The command line: `run` (the default), `list`, `compare`.
+//! The command line: `run` (the default), `scale`, `list`, `report`, `compare`.
 
-use crate::aggregate::{change, is_regression, median};
-use crate::runner::{self, Plan};
+use crate::aggregate::{change, median};
+use crate::database::Database;
+use crate::runner::{self, Outcome, Plan, Results};
 use crate::servers::{self, Kind, Paths};
-use crate::{metrics, oha, report};
-use clap::{Args, Parser, Subcommand};
+use crate::{metrics, oha, report, scale};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use serde_json::Value;
 use spikard_workloads::{table, Workload};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,15 +32,29 @@ struct Cli {
 enum Command {
     /// Benchmark workloads on servers (the default).
     Run(RunArgs),
+    /// Benchmark at several server sizes: for each worker count N, every server on N CPUs
+    /// and the load generator on the others; a table and a chart of throughput against cores.
+    Scale(ScaleArgs),
     /// Print the route table.
     List,
-    /// Compare two results.json files; exits 1 when a throughput fell past the threshold.
+    /// Re-render summary.md and chart.svg (and the terminal tables) from a results.json.
+    Report {
+        results: PathBuf,
+        /// Where summary.md and chart.svg go (default: beside the results file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare two results.json files; exits 1 when a figure got worse past the threshold.
     Compare {
         before: PathBuf,
         after: PathBuf,
         /// Relative change treated as noise (0.1 = 10%).
         #[arg(long, default_value_t = 0.1)]
         threshold: f64,
+        /// The figure compared: throughput (higher is better) or server CPU µs per request
+        /// (lower is better).
+        #[arg(long, value_enum, default_value_t = Figure::Throughput)]
+        figure: Figure,
         /// Compare each server's throughput as a fraction of this server's in the same run,
         /// instead of absolute figures. The machine's drift between runs hits every server
         /// of a run alike (runs alternate servers), so these ratios reproduce where absolute
@@ -50,8 +64,9 @@ enum Command {
     },
 }
 
+/// What `run` and `scale` share.
 #[derive(Args, Clone)]
-struct RunArgs {
+struct Common {
     /// Workload names or categories, comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     workload: String,
@@ -59,9 +74,6 @@ struct RunArgs {
     /// granian, robyn.
     #[arg(long, default_value = "rust,python")]
     servers: String,
-    /// Benchmark an already running server at this URL instead of starting servers.
-    #[arg(long)]
-    url: Option<String>,
     /// Length of each measured run.
     #[arg(long, default_value = DEFAULT_DURATION, value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -74,20 +86,6 @@ struct RunArgs {
     /// Measured runs per workload and server; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Pin servers to CPU 0 and the load generator to CPU 1: short for `--server-cpus 0
-    /// --load-cpus 1`.
-    #[arg(long)]
-    pin: bool,
-    /// Run every server on these CPUs (`taskset -c`, e.g. `0-3`).
-    #[arg(long, value_name = "LIST")]
-    server_cpus: Option<String>,
-    /// Run the load generator (oha) on these CPUs.
-    #[arg(long, value_name = "LIST")]
-    load_cpus: Option<String>,
-    /// Workers of every server started: Rust threads, Python worker processes (default: one
-    /// per CPU of --server-cpus, else of the machine).
-    #[arg(long)]
-    workers: Option<usize>,
     /// Where result directories are written.
     #[arg(long, default_value = "benchmark-results")]
     out: PathBuf,
@@ -98,6 +96,45 @@ struct RunArgs {
     /// Directory of the workload server binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Benchmark an already running server at this URL instead of starting servers.
+    #[arg(long)]
+    url: Option<String>,
+    /// Pin servers to CPU 0 and the load generator to CPU 1: short for `--server-cpus 0
+    /// --load-cpus 1`.
+    #[arg(long)]
+    pin: bool,
+    /// Run every server on these CPUs (`taskset -c`, e.g. `0-3`).
+    #[arg(long, value_name = "LIST")]
+    server_cpus: Option<String>,
+    /// Run the load generator (oha) on these CPUs.
+    #[arg(long, value_name = "LIST")]
+    load_cpus: Option<String>,
+    /// Workers of every server started: Rust threads, Python worker processes, the peers'
+    /// workers (default: one per CPU of --server-cpus, else of the machine).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct ScaleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Worker counts, comma-separated: for each N, every server gets N workers on the first
+    /// N CPUs the harness may use, and the load generator gets the rest.
+    #[arg(long, value_delimiter = ',', required = true)]
+    workers: Vec<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Figure {
+    Throughput,
+    Cpu,
 }
 
 /// How many CPUs a `taskset -c` list names (`0-3,6` is 5).
@@ -152,12 +189,15 @@ pub fn main() -> ExitCode {
             list();
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Report { results, out }) => render(&results, out.as_deref()),
         Some(Command::Compare {
             before,
             after,
             threshold,
+            figure,
             relative_to,
-        }) => compare(&before, &after, threshold, relative_to.as_deref()),
+        }) => compare(&before, &after, threshold, figure, relative_to.as_deref()),
+        Some(Command::Scale(args)) => run_scale(args),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     };
@@ -184,9 +224,20 @@ fn list() {
     println!("{t}");
 }
 
-fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let oha_version = oha::version()?;
-    let servers = args
+/// Where the servers run, and with how many workers.
+struct Placement {
+    server_cpus: Option<String>,
+    load_cpus: Option<String>,
+    workers: usize,
+}
+
+fn plan(
+    common: &Common,
+    url: Option<String>,
+    placement: Placement,
+    database: Option<&Database>,
+) -> Result<Plan, String> {
+    let servers = common
         .servers
         .split(',')
         .map(str::trim)
@@ -194,51 +245,40 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
         .map(Kind::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let root = project_root();
-    let server_cpus = args
-        .server_cpus
-        .clone()
-        .or_else(|| args.pin.then(|| "0".to_owned()));
-    let load_cpus = args
-        .load_cpus
-        .clone()
-        .or_else(|| args.pin.then(|| "1".to_owned()));
-    let workloads = select(&args.workload)?;
-    servers::stop_all_on_interrupt();
-    let needs_database = args.url.is_none() && workloads.iter().any(|w| w.needs_database());
-    let database = crate::database::Database::resolve(&args.database, &root, needs_database)?;
-    let plan = Plan {
-        workloads,
-        database_url: database.as_ref().map(|d| d.url.clone()).or_else(|| {
-            std::env::var("DATABASE_URL")
-                .ok()
-                .filter(|_| args.url.is_some())
-        }),
+    Ok(Plan {
+        workloads: select(&common.workload)?,
+        database_url: database
+            .map(|d| d.url.clone())
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|_| url.is_some())),
         servers,
-        url: args.url.clone(),
-        duration: args.duration,
-        warmup: args.warmup,
-        concurrency: args.concurrency,
-        runs: args.runs.max(1),
-        workers: match (args.workers, &server_cpus) {
-            (Some(n), _) => n.max(1),
-            (None, Some(list)) => cpu_count(list)?,
-            (None, None) => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        },
-        server_cpus,
-        load_cpus,
+        url,
+        duration: common.duration,
+        warmup: common.warmup,
+        concurrency: common.concurrency,
+        runs: common.runs.max(1),
+        workers: placement.workers,
+        server_cpus: placement.server_cpus,
+        load_cpus: placement.load_cpus,
         paths: Paths {
-            bin_dir: if args.bin_dir.is_absolute() {
-                args.bin_dir.clone()
+            bin_dir: if common.bin_dir.is_absolute() {
+                common.bin_dir.clone()
             } else {
-                root.join(&args.bin_dir)
+                root.join(&common.bin_dir)
             },
             root,
         },
-    };
-    let machine = metrics::machine(&oha_version);
-    let out = runner::out_dir(&args.out, &machine);
+    })
+}
+
+/// The database of a plan's workloads, if any of them needs one.
+fn database(common: &Common, external: bool) -> Result<Option<Database>, String> {
+    let needs = !external && select(&common.workload)?.iter().any(|w| w.needs_database());
+    Database::resolve(&common.database, &project_root(), needs)
+}
+
+/// Runs `plan` with a progress bar, prints the terminal tables and writes the reports into
+/// `out`.
+fn execute(plan: &Plan, out: &Path, machine: metrics::Machine) -> Result<Results, String> {
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let server_count = if plan.url.is_some() {
@@ -252,7 +292,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let results = runner::run(&plan, machine, &work, &|msg| {
+    let results = runner::run(plan, machine, &work, &|msg| {
         bar.set_message(msg.to_owned());
         bar.inc(1);
     });
@@ -260,13 +300,93 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     let results = results?;
     let _ = std::fs::remove_dir_all(&work);
     println!("{}", report::terminal(&results));
-    report::write_all(&results, &out)?;
+    report::write_all(&results, out)?;
     println!("results: {}", out.display());
-    let failed = results
+    Ok(results)
+}
+
+fn any_failed(results: &Results) -> bool {
+    results
         .workloads
         .iter()
         .flat_map(|w| &w.servers)
-        .any(|s| matches!(s.outcome, runner::Outcome::Failed { .. }));
+        .any(|s| matches!(s.outcome, Outcome::Failed { .. }))
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let oha_version = oha::version()?;
+    let server_cpus = args
+        .server_cpus
+        .clone()
+        .or_else(|| args.pin.then(|| "0".to_owned()));
+    let load_cpus = args
+        .load_cpus
+        .clone()
+        .or_else(|| args.pin.then(|| "1".to_owned()));
+    let workers = match (args.workers, &server_cpus) {
+        (Some(n), _) => n.max(1),
+        (None, Some(list)) => cpu_count(list)?,
+        (None, None) => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    servers::stop_all_on_interrupt();
+    let database = database(&args.common, args.url.is_some())?;
+    let plan = plan(
+        &args.common,
+        args.url.clone(),
+        Placement {
+            server_cpus,
+            load_cpus,
+            workers,
+        },
+        database.as_ref(),
+    )?;
+    let machine = metrics::machine(&oha_version);
+    let out = runner::out_dir(&args.common.out, &machine, "");
+    let results = execute(&plan, &out, machine)?;
+    report::write_latest(&results, &out)?;
+    Ok(if any_failed(&results) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_scale(args: ScaleArgs) -> Result<ExitCode, String> {
+    let cpus = scale::usable_cpus()?;
+    let placements = scale::placements(&args.workers, &cpus)?;
+    let oha_version = oha::version()?;
+    servers::stop_all_on_interrupt();
+    let database = database(&args.common, false)?;
+    let machine = metrics::machine(&oha_version);
+    let out = runner::out_dir(&args.common.out, &machine, "-scale");
+    let mut points = Vec::new();
+    let mut failed = false;
+    for (workers, server_cpus, load_cpus) in placements {
+        println!("\n{workers} worker(s): servers on CPUs {server_cpus}, load on CPUs {load_cpus}");
+        let plan = plan(
+            &args.common,
+            None,
+            Placement {
+                server_cpus: Some(server_cpus),
+                load_cpus: Some(load_cpus),
+                workers,
+            },
+            database.as_ref(),
+        )?;
+        let results = execute(
+            &plan,
+            &out.join(format!("workers-{workers}")),
+            machine.clone(),
+        )?;
+        failed |= any_failed(&results);
+        points.push(scale::Point { workers, results });
+    }
+    let scaled = scale::Scale { points };
+    println!("{}", scale::terminal(&scaled));
+    scale::write_all(&scaled, &out)?;
+    println!("scaling: {}", out.display());
     Ok(if failed {
         ExitCode::from(2)
     } else {
@@ -274,23 +394,39 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn load(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a results file: {e}", path.display()))
+fn render(path: &Path, out: Option<&Path>) -> Result<ExitCode, String> {
+    let results = report::read(path)?;
+    let dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    println!("{}", report::terminal(&results));
+    report::render(&results, &dir)?;
+    println!("summary.md and chart.svg: {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
-fn medians(results: &Value) -> Vec<(String, String, f64)> {
+/// (workload, server, figure) for every server that passed.
+fn figures(results: &Results, figure: Figure) -> Vec<(String, String, f64)> {
     let mut out = Vec::new();
-    for w in results["workloads"].as_array().into_iter().flatten() {
-        for s in w["servers"].as_array().into_iter().flatten() {
-            if let (Some(name), Some(server), Some(median)) = (
-                w["name"].as_str(),
-                s["server"].as_str(),
-                s["median"].as_f64(),
-            ) {
-                out.push((name.to_owned(), server.to_owned(), median));
+    for w in &results.workloads {
+        for s in &w.servers {
+            if let Outcome::Ok {
+                median,
+                server_cpu_us,
+                ..
+            } = &s.outcome
+            {
+                let value = match figure {
+                    Figure::Throughput => Some(*median),
+                    Figure::Cpu => *server_cpu_us,
+                };
+                if let Some(value) = value {
+                    out.push((w.name.clone(), s.server.clone(), value));
+                }
             }
         }
     }
@@ -324,19 +460,21 @@ fn compare(
     before: &Path,
     after: &Path,
     threshold: f64,
+    figure: Figure,
     relative_to: Option<&str>,
 ) -> Result<ExitCode, String> {
-    let (mut a, mut b) = (medians(&load(before)?), medians(&load(after)?));
+    let (mut a, mut b) = (
+        figures(&report::read(before)?, figure),
+        figures(&report::read(after)?, figure),
+    );
     if let Some(base) = relative_to {
         a = relative(&a, base)?;
         b = relative(&b, base)?;
     }
-    let show = |figure: f64| {
-        if relative_to.is_some() {
-            format!("{figure:.3}")
-        } else {
-            format!("{figure:.0}")
-        }
+    let show = |value: f64| match (relative_to, figure) {
+        (Some(_), _) => format!("{value:.3}"),
+        (None, Figure::Throughput) => format!("{value:.0}"),
+        (None, Figure::Cpu) => format!("{value:.1} µs"),
     };
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -348,7 +486,12 @@ fn compare(
             continue;
         };
         let delta = change(*old, *new);
-        let regressed = is_regression(*old, *new, threshold);
+        // Throughput gets worse when it falls; CPU per request when it rises.
+        let worse = match figure {
+            Figure::Throughput => -delta,
+            Figure::Cpu => delta,
+        };
+        let regressed = worse > threshold;
         regressions += usize::from(regressed);
         changes.push(delta);
         let verdict = if regressed {

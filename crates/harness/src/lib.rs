@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod oha;
 pub mod report;
 pub mod runner;
+pub mod scale;
 pub mod servers;
 pub mod stream;
 pub mod validate;

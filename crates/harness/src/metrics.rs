@@ -3,7 +3,7 @@
 
 use nix::sys::resource::{getrusage, UsageWho};
 use nix::unistd::{sysconf, SysconfVar};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -103,7 +103,7 @@ fn cpu_seconds(who: UsageWho) -> f64 {
 }
 
 /// The machine, the revision and the tools, recorded with every result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cores: usize,

@@ -32,12 +32,12 @@ fn fmt_ms(v: Option<f64>) -> String {
 }
 
 /// The servers that appear in the results, in order.
-fn server_names(results: &Results) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Vec::new();
+fn server_names(results: &Results) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
     for w in &results.workloads {
         for s in &w.servers {
-            if !names.contains(&s.server) {
-                names.push(s.server);
+            if !names.contains(&s.server.as_str()) {
+                names.push(&s.server);
             }
         }
     }
@@ -120,11 +120,11 @@ fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn categories(results: &Results) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
+fn categories(results: &Results) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
     for w in &results.workloads {
-        if !out.contains(&w.category) {
-            out.push(w.category);
+        if !out.contains(&w.category.as_str()) {
+            out.push(&w.category);
         }
     }
     out
@@ -147,8 +147,8 @@ fn unsupported_notes(results: &Results) -> Vec<String> {
                     .iter_mut()
                     .find(|(server, r, _)| *server == s.server && *r == reason.as_str())
                 {
-                    Some((_, _, names)) => names.push(w.name),
-                    None => notes.push((s.server, reason, vec![w.name])),
+                    Some((_, _, names)) => names.push(&w.name),
+                    None => notes.push((&s.server, reason, vec![&w.name])),
                 }
             }
         }
@@ -297,37 +297,109 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0x0b, 0x72, 0x85),
 ];
 
-/// A grouped bar chart drawn with plotters: for each workload, each server's median as a
-/// share of that workload's fastest server, with the figure printed beside the bar. Text is
-/// laid out without font files (plotters' built-in estimate), so no system fonts are needed.
+fn cpu_of(w: &WorkloadResult, server: &str) -> Option<f64> {
+    w.servers
+        .iter()
+        .find(|s| s.server == server)
+        .and_then(|s| match s.outcome {
+            Outcome::Ok { server_cpu_us, .. } => server_cpu_us,
+            Outcome::Failed { .. } | Outcome::Unsupported { .. } => None,
+        })
+}
+
+/// What one panel of the chart shows.
+#[derive(Clone, Copy)]
+enum Metric {
+    /// Median throughput, as a share of the workload's fastest server.
+    Throughput,
+    /// Server CPU µs per answered request, as a share of the workload's most expensive.
+    CpuPerRequest,
+}
+
+impl Metric {
+    fn value(self, w: &WorkloadResult, server: &str) -> Option<f64> {
+        match self {
+            Metric::Throughput => median_of(w, server),
+            Metric::CpuPerRequest => cpu_of(w, server),
+        }
+    }
+
+    fn caption(self) -> &'static str {
+        match self {
+            Metric::Throughput => {
+                "Throughput per workload, as a share of the fastest server (higher is better)"
+            }
+            Metric::CpuPerRequest => {
+                "Server CPU µs per request, as a share of the most expensive server (lower is better)"
+            }
+        }
+    }
+
+    fn axis(self) -> &'static str {
+        match self {
+            Metric::Throughput => "median throughput / the fastest server's median",
+            Metric::CpuPerRequest => "server CPU per request / the most expensive server's",
+        }
+    }
+
+    fn label(self, v: f64) -> String {
+        match self {
+            Metric::Throughput => fmt_rate(v),
+            Metric::CpuPerRequest => format!("{v:.1} µs"),
+        }
+    }
+}
+
+/// A grouped bar chart drawn with plotters: for each workload, each server's median
+/// throughput as a share of that workload's fastest server, and below it each server's CPU
+/// per request as a share of the most expensive, with the figure printed beside each bar.
+/// Text is laid out without font files (plotters' built-in estimate), so no system fonts
+/// are needed.
 pub fn svg(results: &Results) -> Result<String, String> {
     let names = server_names(results);
-    let workloads = &results.workloads;
-    let n = workloads.len();
+    let n = results.workloads.len();
     let group = 13 * names.len() as u32 + 10;
-    let size = (960, 90 + group * n as u32);
+    let panel = 90 + group * n as u32;
+    let has_cpu = results
+        .workloads
+        .iter()
+        .any(|w| names.iter().any(|s| cpu_of(w, s).is_some()));
+    let size = (960, if has_cpu { 2 * panel } else { panel });
     let mut out = String::new();
-    draw(results, &names, size, &mut out).map_err(|e| format!("cannot draw the chart: {e}"))?;
+    {
+        let mut paint = || -> Result<(), Box<dyn std::error::Error>> {
+            let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+            root.fill(&WHITE)?;
+            if has_cpu {
+                let (top, bottom) = root.split_vertically(panel);
+                draw(results, &names, Metric::Throughput, &top)?;
+                draw(results, &names, Metric::CpuPerRequest, &bottom)?;
+            } else {
+                draw(results, &names, Metric::Throughput, &root)?;
+            }
+            root.present()?;
+            Ok(())
+        };
+        paint().map_err(|e| format!("cannot draw the chart: {e}"))?;
+    }
     Ok(out)
 }
 
-fn draw(
+fn draw<DB: DrawingBackend>(
     results: &Results,
-    names: &[&'static str],
-    size: (u32, u32),
-    out: &mut String,
-) -> Result<(), Box<dyn std::error::Error>> {
+    names: &[&str],
+    metric: Metric,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
     let workloads = &results.workloads;
     let n = workloads.len();
     // Workload i is drawn around y = n - 1 - i, top to bottom, its bars inside ±0.4.
     let slot = 0.8 / names.len().max(1) as f64;
-    let root = SVGBackend::with_string(out, size).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Throughput per workload, as a share of the fastest server (higher is better)",
-            ("sans-serif", 16),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(metric.caption(), ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(140)
@@ -341,11 +413,11 @@ fn draw(
             if (y - k).abs() > 1e-6 || k < 0.0 || k as usize >= n {
                 return String::new();
             }
-            workloads[n - 1 - k as usize].name.to_owned()
+            workloads[n - 1 - k as usize].name.clone()
         })
         .x_labels(7)
         .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
-        .x_desc("median throughput / the fastest server's median")
+        .x_desc(metric.axis())
         .draw()?;
     for (j, name) in names.iter().enumerate() {
         let color = COLORS[j % COLORS.len()];
@@ -356,16 +428,16 @@ fn draw(
             let bottom = top - slot * 0.9;
             let best = names
                 .iter()
-                .filter_map(|s| median_of(w, s))
+                .filter_map(|s| metric.value(w, s))
                 .fold(0.0, f64::max);
-            match median_of(w, name) {
+            match metric.value(w, name) {
                 Some(v) if best > 0.0 => {
                     bars.push(Rectangle::new(
                         [(0.0, bottom), (v / best, top)],
                         color.filled(),
                     ));
                     labels.push(Text::new(
-                        fmt_rate(v),
+                        metric.label(v),
                         (v / best + 0.01, top),
                         ("sans-serif", 10).into_font().color(&BLACK),
                     ));
@@ -373,6 +445,8 @@ fn draw(
                 _ if w.servers.iter().any(|s| s.server == *name) => {
                     let what = if unsupported(w, name) {
                         "unsupported"
+                    } else if median_of(w, name).is_some() {
+                        "not measured"
                     } else {
                         "FAILED"
                     };
@@ -387,7 +461,7 @@ fn draw(
         }
         chart
             .draw_series(bars)?
-            .label(*name)
+            .label(name.to_string())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
         chart.draw_series(labels)?;
     }
@@ -397,23 +471,44 @@ fn draw(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
-/// Writes results.json, summary.md and chart.svg into `dir`, and `latest.md` beside it.
+/// Reads a results.json written by `harness run` (also one of an older run: fields added
+/// since are empty).
+pub fn read(path: &Path) -> Result<Results, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a results file: {e}", path.display()))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::write(dir.join(name), text)
+        .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+}
+
+/// Writes summary.md and chart.svg into `dir`.
+pub fn render(results: &Results, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    write(dir, "summary.md", &markdown(results))?;
+    write(dir, "chart.svg", &svg(results)?)
+}
+
+/// Writes results.json, summary.md and chart.svg into `dir`.
 pub fn write_all(results: &Results, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
-    };
     write(
+        dir,
         "results.json",
-        serde_json::to_string_pretty(results).map_err(|e| e.to_string())? + "\n",
+        &(serde_json::to_string_pretty(results).map_err(|e| e.to_string())? + "\n"),
     )?;
+    render(results, dir)
+}
+
+/// Writes `latest.md` beside `dir`: the summary of the run in `dir`, with links to it.
+pub fn write_latest(results: &Results, dir: &Path) -> Result<(), String> {
     let summary = markdown(results);
-    write("summary.md", summary.clone())?;
-    write("chart.svg", svg(results)?)?;
     if let Some(parent) = dir.parent() {
         let name = dir
             .file_name()

@@ -6,7 +6,7 @@ use crate::metrics::{children_cpu_seconds, own_cpu_seconds, Machine, Sampler};
 use crate::oha;
 use crate::servers::{Config, Kind, Paths, Server};
 use crate::stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spikard_workloads::{Expected, Workload};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub struct Plan {
 }
 
 /// One measured run of one workload on one server.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub per_sec: f64,
     pub p50_ms: Option<f64>,
@@ -46,6 +46,7 @@ pub struct Run {
     /// the bottleneck.
     pub server_cpu_us: Option<f64>,
     pub server_peak_rss_mib: Option<f64>,
+    #[serde(default)]
     pub load_cpu_pct: f64,
     pub failure: Option<String>,
     /// oha's JSON output as it was, so reports can be re-rendered.
@@ -53,12 +54,12 @@ pub struct Run {
     pub oha: Option<Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     /// Every run passed: the medians of the runs.
     Ok {
-        unit: &'static str,
+        unit: String,
         median: f64,
         min: f64,
         max: f64,
@@ -69,9 +70,11 @@ pub enum Outcome {
         server_cpu_pct: Option<f64>,
         server_cpu_us: Option<f64>,
         server_peak_rss_mib: Option<f64>,
+        #[serde(default)]
         load_cpu_pct: f64,
         /// The load generator used more CPU than the server: the figure may be the load
         /// generator's limit, not the server's.
+        #[serde(default)]
         load_bound: bool,
     },
     /// A wrong answer before load, or a non-2xx answer / transport error under load.
@@ -81,22 +84,22 @@ pub enum Outcome {
     Unsupported { reason: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerResult {
-    pub server: &'static str,
+    pub server: String,
     #[serde(flatten)]
     pub outcome: Outcome,
     pub runs: Vec<Run>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkloadResult {
-    pub name: &'static str,
-    pub category: &'static str,
+    pub name: String,
+    pub category: String,
     pub servers: Vec<ServerResult>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metadata {
     pub started_at: String,
     pub command: Vec<String>,
@@ -109,17 +112,18 @@ pub struct Metadata {
     pub load_cpus: Option<String>,
     pub servers: Vec<Config>,
     /// The exact load commands, per workload and server (oha arguments).
+    #[serde(default)]
     pub load_commands: Vec<LoadCommand>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadCommand {
-    pub workload: &'static str,
-    pub server: &'static str,
+    pub workload: String,
+    pub server: String,
     pub command: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub metadata: Metadata,
     pub workloads: Vec<WorkloadResult>,
@@ -216,8 +220,8 @@ pub fn run(
                     plan.concurrency,
                 );
                 load_commands.push(LoadCommand {
-                    workload: workload.name,
-                    server: slot.name,
+                    workload: workload.name.to_owned(),
+                    server: slot.name.to_owned(),
                     command: format!("oha {}", args.join(" ")),
                 });
             }
@@ -261,12 +265,12 @@ pub fn run(
             "requests/s"
         };
         workloads.push(WorkloadResult {
-            name: workload.name,
-            category: workload.category.as_str(),
+            name: workload.name.to_owned(),
+            category: workload.category.as_str().to_owned(),
             servers: slots
                 .into_iter()
                 .map(|slot| ServerResult {
-                    server: slot.name,
+                    server: slot.name.to_owned(),
                     outcome: match (slot.unsupported, slot.failed) {
                         (Some(reason), _) => Outcome::Unsupported {
                             reason: reason.to_owned(),
@@ -312,7 +316,7 @@ fn summarize(runs: &[Run], unit: &'static str) -> Outcome {
     let server_cpu_us = of(|r| r.server_cpu_us);
     let load_cpu_pct = of(|r| Some(r.load_cpu_pct)).unwrap_or(0.0);
     Outcome::Ok {
-        unit,
+        unit: unit.to_owned(),
         median: median(&rates).unwrap_or(0.0),
         min,
         max,
@@ -393,8 +397,8 @@ fn measure(
     Ok(run)
 }
 
-/// `benchmark-results/<UTC timestamp>-<git sha>/`.
-pub fn out_dir(base: &Path, machine: &Machine) -> PathBuf {
+/// `benchmark-results/<UTC timestamp>-<git sha><suffix>/`.
+pub fn out_dir(base: &Path, machine: &Machine, suffix: &str) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let sha = if machine.git_sha.is_empty() {
         "nogit".to_owned()
@@ -402,7 +406,7 @@ pub fn out_dir(base: &Path, machine: &Machine) -> PathBuf {
         machine.git_sha.clone()
     };
     let dirty = if machine.git_dirty { "-dirty" } else { "" };
-    base.join(format!("{stamp}-{sha}{dirty}"))
+    base.join(format!("{stamp}-{sha}{dirty}{suffix}"))
 }
 
 #[cfg(test)]

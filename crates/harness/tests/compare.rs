@@ -4,25 +4,57 @@
 
 mod common;
 
-use serde_json::json;
+use harness::runner::{Outcome, Results, ServerResult, WorkloadResult};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Writes a results file with one workload's medians per server; returns its path.
-fn results(name: &str, medians: &[(&str, &str, f64)]) -> PathBuf {
+/// Writes a results file with one workload's medians (and CPU µs per request) per server,
+/// as `harness run` would; returns its path.
+fn results_with_cpu(name: &str, figures: &[(&str, &str, f64, Option<f64>)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("harness-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut workloads: Vec<serde_json::Value> = Vec::new();
-    for (workload, server, median) in medians {
-        let entry = json!({ "server": server, "status": "ok", "median": median });
-        match workloads.iter_mut().find(|w| w["name"] == *workload) {
-            Some(w) => w["servers"].as_array_mut().unwrap().push(entry),
-            None => workloads.push(json!({ "name": workload, "servers": [entry] })),
+    let mut workloads: Vec<WorkloadResult> = Vec::new();
+    for (workload, server, median, cpu_us) in figures {
+        let entry = ServerResult {
+            server: (*server).to_owned(),
+            outcome: Outcome::Ok {
+                unit: "requests/s".into(),
+                median: *median,
+                min: *median,
+                max: *median,
+                p50_ms: None,
+                p90_ms: None,
+                p99_ms: None,
+                p999_ms: None,
+                server_cpu_pct: None,
+                server_cpu_us: *cpu_us,
+                server_peak_rss_mib: None,
+                load_cpu_pct: 0.0,
+                load_bound: false,
+            },
+            runs: Vec::new(),
+        };
+        match workloads.iter_mut().find(|w| w.name == *workload) {
+            Some(w) => w.servers.push(entry),
+            None => workloads.push(WorkloadResult {
+                name: (*workload).to_owned(),
+                category: "test".into(),
+                servers: vec![entry],
+            }),
         }
     }
+    let results = Results {
+        metadata: common::metadata(),
+        workloads,
+    };
     let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, json!({ "workloads": workloads }).to_string()).unwrap();
+    std::fs::write(&path, serde_json::to_string(&results).unwrap()).unwrap();
     path
+}
+
+fn results(name: &str, medians: &[(&str, &str, f64)]) -> PathBuf {
+    let figures: Vec<_> = medians.iter().map(|&(w, s, m)| (w, s, m, None)).collect();
+    results_with_cpu(name, &figures)
 }
 
 fn compare(before: &PathBuf, after: &PathBuf, extra: &[&str]) -> (bool, String) {
@@ -118,4 +150,44 @@ fn a_missing_reference_server_is_an_error() {
         text.contains("no figures of server \"bare\" to compare against"),
         "{text}"
     );
+}
+
+#[test]
+fn cpu_per_request_regresses_when_it_rises() {
+    let before = results_with_cpu(
+        "cpu-before",
+        &[
+            ("json-large", "rust", 9_000.0, Some(68.0)),
+            ("path-int", "rust", 70_000.0, Some(6.1)),
+        ],
+    );
+    // json-large costs 20% more CPU per request; path-int 20% less.
+    let after = results_with_cpu(
+        "cpu-after",
+        &[
+            ("json-large", "rust", 9_000.0, Some(81.6)),
+            ("path-int", "rust", 70_000.0, Some(4.88)),
+        ],
+    );
+    let (ok, text) = compare(&before, &after, &["--figure", "cpu"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("68.0 µs") && text.contains("81.6 µs"),
+        "{text}"
+    );
+    assert!(text.contains("1 regression(s) past 10%"), "{text}");
+    // The same throughput: no regression in requests/s.
+    let (ok, text) = compare(&before, &after, &[]);
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_a_results_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("harness-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bogus = dir.join("bogus.json");
+    std::fs::write(&bogus, r#"{"workloads": 3}"#).unwrap();
+    let (ok, text) = compare(&bogus, &bogus, &[]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("is not a results file"), "{text}");
 }

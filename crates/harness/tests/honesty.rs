@@ -93,17 +93,7 @@ fn four_xx_under_load_fails_the_run() {
 
 #[test]
 fn end_to_end_against_the_rust_server() {
-    let bin_dir = format!("{}/../../target/debug", env!("CARGO_MANIFEST_DIR"));
-    if !std::path::Path::new(&bin_dir)
-        .join("spikard-rust-workloads")
-        .exists()
-    {
-        let status = Command::new("cargo")
-            .args(["build", "-q", "-p", "spikard-rust-workloads"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    let bin_dir = debug_bin_dir();
     let out = tmp("e2e");
     let (ok, text) = harness(
         &[
@@ -149,5 +139,98 @@ fn end_to_end_against_the_rust_server() {
         "{summary}"
     );
     assert!(out.join("latest.md").exists());
+
+    // `harness report` re-renders the same summary from results.json, and the chart has
+    // the CPU panel.
+    let again = out.join("again");
+    let (ok, text) = common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("report")
+            .arg(dir.join("results.json"))
+            .arg("--out")
+            .arg(&again),
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(again.join("summary.md")).unwrap(),
+        summary
+    );
+    let chart = std::fs::read_to_string(again.join("chart.svg")).unwrap();
+    assert!(chart.contains("Server CPU µs per request"), "{chart}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+fn debug_bin_dir() -> String {
+    let bin_dir = format!("{}/../../target/debug", env!("CARGO_MANIFEST_DIR"));
+    if !std::path::Path::new(&bin_dir)
+        .join("spikard-rust-workloads")
+        .exists()
+    {
+        let status = Command::new("cargo")
+            .args(["build", "-q", "-p", "spikard-rust-workloads"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    bin_dir
+}
+
+#[test]
+fn scale_runs_one_worker_and_refuses_counts_that_leave_oha_no_cpu() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let out = tmp("scale");
+    // All the CPUs for the server leaves none for oha: refused before anything starts.
+    let all = format!("1,{cpus}");
+    let (ok, text) = common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["scale", "--workers", &all, "--out"])
+            .arg(&out),
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "--workers {cpus} would leave the load generator no CPU"
+        )),
+        "{text}"
+    );
+    assert!(!out.exists());
+    if cpus < 2 {
+        return;
+    }
+    let bin_dir = debug_bin_dir();
+    let (ok, text) = harness(
+        &[
+            "scale",
+            "--workers",
+            "1",
+            "--servers",
+            "rust",
+            "--workload",
+            "path-int",
+            "--bin-dir",
+            &bin_dir,
+            "--concurrency",
+            "8",
+        ],
+        &out,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("servers on CPUs 0, load on CPUs 1"), "{text}");
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    let table = std::fs::read_to_string(dir.join("scale.md")).unwrap();
+    assert!(table.contains("| path-int | rust |"), "{table}");
+    assert!(table.contains("µs CPU"), "{table}");
+    let chart = std::fs::read_to_string(dir.join("scale.svg")).unwrap();
+    assert!(chart.contains("path-int: requests/s against server cores"));
+    let point: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("workers-1/results.json")).unwrap())
+            .unwrap();
+    assert_eq!(point["metadata"]["server_cpus"], "0");
+    assert_eq!(point["workloads"][0]["servers"][0]["status"], "ok");
     let _ = std::fs::remove_dir_all(out);
 }
