@@ -14,19 +14,27 @@ pub struct InvalidUtf8;
 pub fn pairs(
     input: &str,
 ) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), InvalidUtf8>> {
-    input
-        .split('&')
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| {
-            let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
-            Ok((decode(key)?, decode(value)?))
-        })
+    // memchr finds the ASCII `&` and `=`, so every cut is a character boundary.
+    let ends = memchr::memchr_iter(b'&', input.as_bytes()).chain(std::iter::once(input.len()));
+    ends.scan(0, move |start, end| {
+        let segment = &input[*start..end];
+        *start = end + 1;
+        Some(segment)
+    })
+    .filter(|segment| !segment.is_empty())
+    .map(|segment| {
+        let (key, value) = match memchr::memchr(b'=', segment.as_bytes()) {
+            Some(eq) => (&segment[..eq], &segment[eq + 1..]),
+            None => (segment, ""),
+        };
+        Ok((decode(key)?, decode(value)?))
+    })
 }
 
 /// Decodes one component: `+` is a space, `%XX` a byte; one pass, one allocation.
 pub fn decode(text: &str) -> Result<Cow<'_, str>, InvalidUtf8> {
     let bytes = text.as_bytes();
-    let Some(first) = bytes.iter().position(|&b| b == b'+' || b == b'%') else {
+    let Some(first) = memchr::memchr2(b'+', b'%', bytes) else {
         return Ok(Cow::Borrowed(text));
     };
     let mut out = Vec::with_capacity(bytes.len());

@@ -216,13 +216,6 @@ async fn fault(_: Request) -> Answer {
     panic!("the fault workload panics on purpose");
 }
 
-fn form_strs(names: &[&str]) -> Vec<Param> {
-    names
-        .iter()
-        .map(|n| Param::form(*n, ParamType::STR))
-        .collect()
-}
-
 /// `queries`, read as text: the handler counts what is not an integer as 1.
 fn queries_param() -> Param {
     Param::query("queries", ParamType::STR).optional()
@@ -298,34 +291,36 @@ pub fn app() -> App {
                 ),
         )
         .route(
-            Route::post("/urlencoded/simple", urlencoded_simple)
-                .params(form_strs(&["name", "email", "city"]))
-                .param(Param::form("age", ParamType::INT)),
+            Route::post("/urlencoded/simple", urlencoded_simple).params([
+                Param::form("name", ParamType::STR),
+                Param::form("email", ParamType::STR),
+                Param::form("age", ParamType::INT),
+                Param::form("city", ParamType::STR),
+            ]),
         )
         .route(
-            Route::post("/urlencoded/complex", urlencoded_complex)
-                .params(form_strs(&[
-                    "first_name",
-                    "last_name",
-                    "email",
-                    "phone",
-                    "street",
-                    "city",
-                    "state",
-                    "zip",
-                    "country",
-                    "plan",
-                    "referral_code",
-                    "company",
-                    "job_title",
-                    "bio",
-                ]))
-                .params([
-                    Param::form("age", ParamType::INT),
-                    Param::form("newsletter", ParamType::BOOL),
-                    Param::form("terms_accepted", ParamType::BOOL),
-                    Param::form("interests", ParamType::repeated(Scalar::Str)),
-                ]),
+            // Declared in the order forms send them, which is also the order the handler
+            // reads them: each key is then found with one comparison.
+            Route::post("/urlencoded/complex", urlencoded_complex).params([
+                Param::form("first_name", ParamType::STR),
+                Param::form("last_name", ParamType::STR),
+                Param::form("email", ParamType::STR),
+                Param::form("phone", ParamType::STR),
+                Param::form("age", ParamType::INT),
+                Param::form("street", ParamType::STR),
+                Param::form("city", ParamType::STR),
+                Param::form("state", ParamType::STR),
+                Param::form("zip", ParamType::STR),
+                Param::form("country", ParamType::STR),
+                Param::form("newsletter", ParamType::BOOL),
+                Param::form("interests", ParamType::repeated(Scalar::Str)),
+                Param::form("plan", ParamType::STR),
+                Param::form("referral_code", ParamType::STR),
+                Param::form("company", ParamType::STR),
+                Param::form("job_title", ParamType::STR),
+                Param::form("bio", ParamType::STR),
+                Param::form("terms_accepted", ParamType::BOOL),
+            ]),
         )
         .route(upload_route("/multipart/small"))
         .route(upload_route("/multipart/medium"))
