@@ -37,7 +37,8 @@ enum Command {
     Scale(ScaleArgs),
     /// Print the route table.
     List,
-    /// Re-render summary.md and chart.svg (and the terminal tables) from a results.json.
+    /// Re-render summary.md and chart.svg (and the terminal tables) from a results.json, or
+    /// scale.md and scale.svg from the scale.json of `harness scale`.
     Report {
         results: PathBuf,
         /// Where summary.md and chart.svg go (default: beside the results file).
@@ -395,7 +396,6 @@ fn run_scale(args: ScaleArgs) -> Result<ExitCode, String> {
 }
 
 fn render(path: &Path, out: Option<&Path>) -> Result<ExitCode, String> {
-    let results = report::read(path)?;
     let dir = match out {
         Some(dir) => dir.to_path_buf(),
         None => path
@@ -403,6 +403,14 @@ fn render(path: &Path, out: Option<&Path>) -> Result<ExitCode, String> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
+    if path.file_name().is_some_and(|name| name == "scale.json") {
+        let scaled = scale::read(path)?;
+        println!("{}", scale::terminal(&scaled));
+        scale::write_all(&scaled, &dir)?;
+        println!("scale.md and scale.svg: {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let results = report::read(path)?;
     println!("{}", report::terminal(&results));
     report::render(&results, &dir)?;
     println!("summary.md and chart.svg: {}", dir.display());

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn fmt_rate(v: f64) -> String {
+pub(crate) fn fmt_rate(v: f64) -> String {
     let n = v.round() as i64;
     let digits = n.abs().to_string();
     let mut out = String::new();
@@ -65,6 +65,11 @@ pub fn rust_python_ratio(w: &WorkloadResult) -> Option<f64> {
     Some(median_of(w, "rust")? / median_of(w, "python")?)
 }
 
+/// Rust/Python server CPU per request (below 1: Rust handlers cost less).
+pub fn rust_python_cpu_ratio(w: &WorkloadResult) -> Option<f64> {
+    Some(cpu_of(w, "rust")? / cpu_of(w, "python")?)
+}
+
 /// One row of cells per workload: name, then per server "rate (min–max) · p99", then ratio.
 fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
     let names = server_names(results);
@@ -110,11 +115,13 @@ fn rows(results: &Results, category: &str) -> Vec<Vec<String>> {
                 };
                 row.push(cell);
             }
-            row.push(
-                rust_python_ratio(w)
-                    .map(|r| format!("{r:.2}"))
-                    .unwrap_or_else(|| "–".into()),
-            );
+            for ratio in [rust_python_ratio(w), rust_python_cpu_ratio(w)] {
+                row.push(
+                    ratio
+                        .map(|r| format!("{r:.2}"))
+                        .unwrap_or_else(|| "–".into()),
+                );
+            }
             row
         })
         .collect()
@@ -133,7 +140,8 @@ fn categories(results: &Results) -> Vec<&str> {
 fn header(results: &Results) -> Vec<String> {
     let mut header = vec!["workload".to_owned()];
     header.extend(server_names(results).iter().map(|s| s.to_string()));
-    header.push("rust/python".into());
+    header.push("rust/python req/s".into());
+    header.push("rust/python CPU µs".into());
     header
 }
 
@@ -189,8 +197,10 @@ pub fn markdown(results: &Results) -> String {
         out,
         "{} cores ({}), {} GiB, {}, kernel {}; git {}{}; {}; {} s per run after {} s warm-up, \
          {} connections, median of {} runs{}. Throughput is requests/s unless noted; \
-         (min–max) over the runs; p99 latency in ms. Only answers checked against the route \
-         table count; a FAILED cell says why.\n",
+         (min–max) over the runs; p99 latency in ms; server CPU µs per request. ⚠load-bound \
+         marks runs where oha used more CPU than the server: their requests/s is oha's limit, \
+         so compare those servers by CPU µs (the last column's ratio). Only answers checked \
+         against the route table count; a FAILED cell says why.\n",
         m.machine.cores,
         m.machine.cpu_model,
         m.machine.memory_gib,

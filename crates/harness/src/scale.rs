@@ -21,6 +21,14 @@ pub struct Scale {
     pub points: Vec<Point>,
 }
 
+/// Reads the scale.json of `harness scale`.
+pub fn read(path: &Path) -> Result<Scale, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a scale.json file: {e}", path.display()))
+}
+
 /// The CPUs this process may run on (its affinity mask), in order.
 pub fn usable_cpus() -> Result<Vec<usize>, String> {
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
@@ -125,8 +133,8 @@ fn rows(scale: &Scale) -> (Vec<String>, Vec<Vec<String>>) {
             for point in &scale.points {
                 row.push(match figures(point, &workload, &server) {
                     Some((rate, cpu)) => format!(
-                        "{:.0} ({} µs CPU)",
-                        rate,
+                        "{} ({} µs CPU)",
+                        crate::report::fmt_rate(rate),
                         cpu.map(|c| format!("{c:.1}")).unwrap_or_else(|| "–".into())
                     ),
                     None => "–".into(),

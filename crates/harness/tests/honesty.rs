@@ -227,6 +227,20 @@ fn scale_runs_one_worker_and_refuses_counts_that_leave_oha_no_cpu() {
     assert!(table.contains("µs CPU"), "{table}");
     let chart = std::fs::read_to_string(dir.join("scale.svg")).unwrap();
     assert!(chart.contains("path-int: requests/s against server cores"));
+    // `harness report` renders scale.md again from scale.json.
+    let again = out.join("again");
+    let (ok, text) = common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("report")
+            .arg(dir.join("scale.json"))
+            .arg("--out")
+            .arg(&again),
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(again.join("scale.md")).unwrap(),
+        table
+    );
     let point: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("workers-1/results.json")).unwrap())
             .unwrap();
