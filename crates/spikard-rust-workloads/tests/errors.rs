@@ -98,8 +98,8 @@ async fn wrong_or_missing_fields_are_422_naming_each() {
         locs,
         vec![
             json!(["form", "email"]),
-            json!(["form", "city"]),
-            json!(["form", "age"])
+            json!(["form", "age"]),
+            json!(["form", "city"])
         ]
     );
     let ct = spikard_workloads::fixtures::multipart_content_type();
