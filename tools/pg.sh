@@ -53,7 +53,7 @@ psql_bin() {
 
 load() {
   local url=$1
-  "$(psql_bin)" -q -v ON_ERROR_STOP=1 -d "$url" -f "$schema" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" "$(psql_bin)" -q -v ON_ERROR_STOP=1 -d "$url" -f "$schema" >/dev/null
 }
 
 start() {
