@@ -244,12 +244,16 @@ impl ParamPlan {
     }
 
     /// Reads and converts every parameter; on failure lists every failed field.
+    ///
+    /// Each value is converted as it is read, straight into its slot: a scalar read twice
+    /// keeps the last occurrence (and only its error), a list gathers every occurrence.
+    /// Errors come out in the plan's order.
     pub fn extract(&self, input: Inputs<'_>) -> Result<Vec<Value>, Error> {
-        let mut raw: Vec<Raw<'_>> = (0..self.params.len()).map(|_| Raw::None).collect();
+        let mut out = Extraction::new(self);
         let mut cursor = 0;
         for (key, value) in input.path {
             if let Some(i) = self.path_keys.find(key, &mut cursor) {
-                raw[i].push(Cow::Borrowed(value));
+                out.read(i, Cow::Borrowed(value));
             }
         }
         if self.reads_query {
@@ -260,7 +264,7 @@ impl ParamPlan {
                         Error::BadRequest("the query string is not valid UTF-8".into())
                     })?;
                     if let Some(i) = self.query_keys.find(&key, &mut cursor) {
-                        raw[i].push(value);
+                        out.read(i, value);
                     }
                 }
             }
@@ -271,11 +275,10 @@ impl ParamPlan {
                     continue;
                 }
                 for value in input.headers.get_all(param.key.as_str()) {
-                    raw[i].push(Cow::Borrowed(value.to_str().unwrap_or("\u{FFFD}")));
+                    out.read(i, Cow::Borrowed(value.to_str().unwrap_or("\u{FFFD}")));
                 }
             }
         }
-        let mut files: Vec<Option<UploadFile>> = Vec::new();
         match input.form {
             None => {}
             Some(FormData::UrlEncoded(body)) => {
@@ -286,7 +289,7 @@ impl ParamPlan {
                 for pair in crate::urlencoded::pairs(text) {
                     let (key, value) = pair.map_err(|_| invalid())?;
                     if let Some(i) = self.form_keys.find(&key, &mut cursor) {
-                        raw[i].push(value);
+                        out.read(i, value);
                     }
                 }
             }
@@ -297,38 +300,145 @@ impl ParamPlan {
                 let mut cursor = 0;
                 for (key, value) in fields {
                     if let Some(i) = self.form_keys.find(key, &mut cursor) {
-                        raw[i].push(Cow::Borrowed(value.as_str()));
+                        out.read(i, Cow::Borrowed(value.as_str()));
                     }
                 }
                 if self.reads_files {
-                    files.resize(self.params.len(), None);
                     for (key, file) in uploads {
                         if let Some(i) = self.form_keys.find(key, &mut cursor) {
-                            if files[i].is_none() {
-                                files[i] = Some(file.clone());
-                            }
+                            out.file(i, file);
                         }
                     }
                 }
             }
         }
+        out.finish()
+    }
+}
 
-        let mut values = Vec::with_capacity(self.params.len());
-        let mut errors = Vec::new();
-        for (i, (param, raw)) in self.params.iter().zip(raw).enumerate() {
-            if param.ty == ParamType::File {
-                match files.get_mut(i).and_then(Option::take) {
-                    Some(file) => values.push(Value::File(Box::new(file))),
-                    None => values.push(absent(param, &mut errors)),
-                }
-                continue;
-            }
-            values.push(convert(param, raw, &mut errors));
+/// The values of one extraction as they are read: a slot per parameter, which slots have
+/// been read, and the failures with the position of their parameter.
+struct Extraction<'p> {
+    plan: &'p ParamPlan,
+    values: Vec<Value>,
+    seen: Seen,
+    errors: Vec<(usize, FieldError)>,
+}
+
+impl<'p> Extraction<'p> {
+    fn new(plan: &'p ParamPlan) -> Self {
+        let n = plan.params.len();
+        Extraction {
+            plan,
+            values: (0..n).map(|_| Value::Null).collect(),
+            seen: Seen::new(n),
+            errors: Vec::new(),
         }
-        if errors.is_empty() {
-            Ok(values)
+    }
+
+    /// One raw text of parameter `i`.
+    fn read(&mut self, i: usize, text: Cow<'_, str>) {
+        let param = &self.plan.params[i];
+        let first = self.seen.insert(i);
+        match &param.ty {
+            ParamType::One(scalar) => {
+                // A repeated scalar: the last occurrence wins, as in most frameworks.
+                if !first {
+                    self.errors.retain(|(j, _)| *j != i);
+                }
+                self.values[i] = scalar_value(param, i, scalar, text, None, &mut self.errors);
+            }
+            ParamType::List {
+                item,
+                comma_separated,
+            } => {
+                if first {
+                    self.values[i] = Value::List(Vec::new());
+                }
+                let Value::List(items) = &mut self.values[i] else {
+                    return;
+                };
+                if *comma_separated {
+                    for part in text.split(',').filter(|part| !part.is_empty()) {
+                        let index = Some(items.len());
+                        let part = Cow::Borrowed(part);
+                        items.push(scalar_value(param, i, item, part, index, &mut self.errors));
+                    }
+                } else {
+                    let index = Some(items.len());
+                    items.push(scalar_value(param, i, item, text, index, &mut self.errors));
+                }
+            }
+            // A text field where a file is expected counts as absent.
+            ParamType::File => {
+                if first {
+                    self.seen.remove(i);
+                }
+            }
+        }
+    }
+
+    /// The first upload of file parameter `i`.
+    fn file(&mut self, i: usize, file: &UploadFile) {
+        if self.plan.params[i].ty == ParamType::File && self.seen.insert(i) {
+            self.values[i] = Value::File(Box::new(file.clone()));
+        }
+    }
+
+    fn finish(mut self) -> Result<Vec<Value>, Error> {
+        for (i, param) in self.plan.params.iter().enumerate() {
+            if !self.seen.contains(i) {
+                self.values[i] = absent(param, i, &mut self.errors);
+            }
+        }
+        if self.errors.is_empty() {
+            return Ok(self.values);
+        }
+        self.errors.sort_by_key(|(i, _)| *i);
+        Err(Error::Validation(
+            self.errors.into_iter().map(|(_, e)| e).collect(),
+        ))
+    }
+}
+
+/// A set of parameter positions; plans of up to 128 parameters need no allocation.
+enum Seen {
+    Small(u128),
+    Large(Vec<bool>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Self {
+        if n <= 128 {
+            Seen::Small(0)
         } else {
-            Err(Error::Validation(errors))
+            Seen::Large(vec![false; n])
+        }
+    }
+
+    /// Adds `i`; whether it was new.
+    fn insert(&mut self, i: usize) -> bool {
+        match self {
+            Seen::Small(bits) => {
+                let new = *bits & (1 << i) == 0;
+                *bits |= 1 << i;
+                new
+            }
+            Seen::Large(flags) => !std::mem::replace(&mut flags[i], true),
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        match self {
+            Seen::Small(bits) => *bits &= !(1 << i),
+            Seen::Large(flags) => flags[i] = false,
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        match self {
+            Seen::Small(bits) => *bits & (1 << i) != 0,
+            Seen::Large(flags) => flags[i],
         }
     }
 }
@@ -355,29 +465,13 @@ pub enum FormData {
     },
 }
 
-enum Raw<'a> {
-    None,
-    One(Cow<'a, str>),
-    Many(Vec<Cow<'a, str>>),
-}
-
-impl<'a> Raw<'a> {
-    fn push(&mut self, value: Cow<'a, str>) {
-        *self = match std::mem::replace(self, Raw::None) {
-            Raw::None => Raw::One(value),
-            Raw::One(first) => Raw::Many(vec![first, value]),
-            Raw::Many(mut all) => {
-                all.push(value);
-                Raw::Many(all)
-            }
-        };
-    }
-}
-
-fn absent(param: &Param, errors: &mut Vec<FieldError>) -> Value {
+fn absent(param: &Param, i: usize, errors: &mut Vec<(usize, FieldError)>) -> Value {
     match &param.absent {
         Absent::Required => {
-            errors.push(FieldError::new(param.source, &param.name, "field required"));
+            errors.push((
+                i,
+                FieldError::new(param.source, &param.name, "field required"),
+            ));
             Value::Null
         }
         Absent::Null => match param.ty {
@@ -388,59 +482,13 @@ fn absent(param: &Param, errors: &mut Vec<FieldError>) -> Value {
     }
 }
 
-fn convert(param: &Param, raw: Raw<'_>, errors: &mut Vec<FieldError>) -> Value {
-    match (&param.ty, raw) {
-        (_, Raw::None) => absent(param, errors),
-        (ParamType::One(scalar), Raw::One(text)) => scalar_value(param, scalar, text, None, errors),
-        // A repeated scalar: the last occurrence wins, as in most frameworks.
-        (ParamType::One(scalar), Raw::Many(mut all)) => {
-            let text = all.pop().unwrap_or_default();
-            scalar_value(param, scalar, text, None, errors)
-        }
-        (
-            ParamType::List {
-                item,
-                comma_separated,
-            },
-            raw,
-        ) => {
-            let texts = match raw {
-                Raw::One(text) => vec![text],
-                Raw::Many(all) => all,
-                Raw::None => Vec::new(),
-            };
-            let mut items = Vec::new();
-            for text in texts {
-                if *comma_separated {
-                    for part in text.split(',').filter(|part| !part.is_empty()) {
-                        let index = items.len();
-                        let part = Cow::Borrowed(part);
-                        items.push(scalar_value(param, item, part, Some(index), errors));
-                    }
-                } else {
-                    let index = items.len();
-                    items.push(scalar_value(param, item, text, Some(index), errors));
-                }
-            }
-            Value::List(items)
-        }
-        (ParamType::File, _) => {
-            errors.push(FieldError::new(
-                param.source,
-                &param.name,
-                "expected a file upload",
-            ));
-            Value::Null
-        }
-    }
-}
-
 fn scalar_value(
     param: &Param,
+    i: usize,
     scalar: &Scalar,
     text: Cow<'_, str>,
     index: Option<usize>,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Vec<(usize, FieldError)>,
 ) -> Value {
     match parse_scalar(scalar, text, param.range) {
         Ok(value) => value,
@@ -449,7 +497,7 @@ fn scalar_value(
             if let Some(index) = index {
                 error.loc.push(LocPart::Index(index));
             }
-            errors.push(error);
+            errors.push((i, error));
             Value::Null
         }
     }
@@ -576,6 +624,45 @@ mod tests {
                 Value::Null,
             ]
         );
+    }
+
+    #[test]
+    fn errors_keep_the_plans_order_and_a_repeated_scalar_its_last_value() {
+        let plan = ParamPlan::new(vec![
+            Param::query("page", ParamType::INT),
+            Param::query("ids", ParamType::repeated(Scalar::Int)).optional(),
+            Param::query("q", ParamType::STR),
+        ]);
+        // Keys out of the plan's order, a bad list item, a missing field.
+        let Err(Error::Validation(errors)) = run(&plan, "ids=1&ids=x&page=y&ids=z") else {
+            panic!("expected a validation error");
+        };
+        let key = |s: &str| LocPart::Key(s.to_owned());
+        let locs: Vec<_> = errors.iter().map(|e| e.loc.clone()).collect();
+        assert_eq!(
+            locs,
+            vec![
+                vec![key("query"), key("page")],
+                vec![key("query"), key("ids"), LocPart::Index(1)],
+                vec![key("query"), key("ids"), LocPart::Index(2)],
+                vec![key("query"), key("q")],
+            ]
+        );
+        // A scalar read twice: only the last occurrence counts, its error included.
+        let values = run(&plan, "page=bad&page=7&q=a").ok();
+        assert_eq!(
+            values,
+            Some(vec![
+                Value::Int(7),
+                Value::List(vec![]),
+                Value::Str("a".into())
+            ])
+        );
+        let Err(Error::Validation(errors)) = run(&plan, "page=7&page=bad&q=a") else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].loc, vec![key("query"), key("page")]);
     }
 
     #[test]
