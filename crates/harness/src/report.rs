@@ -297,7 +297,7 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-const COLORS: [RGBColor; 7] = [
+pub(crate) const COLORS: [RGBColor; 7] = [
     RGBColor(0xd9, 0x48, 0x0f),
     RGBColor(0x1c, 0x7e, 0xd6),
     RGBColor(0x2b, 0x8a, 0x3e),

@@ -2,6 +2,7 @@
 //! on the first N CPUs the harness may use and the load generator on the rest; the report
 //! is throughput (and server CPU per request) against cores, as a table and an SVG chart.
 
+use crate::report::COLORS;
 use crate::runner::{Outcome, Results};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use plotters::prelude::*;
@@ -198,15 +199,6 @@ pub fn markdown(scale: &Scale) -> String {
     }
     out
 }
-
-const COLORS: [RGBColor; 6] = [
-    RGBColor(0xd9, 0x48, 0x0f),
-    RGBColor(0x1c, 0x7e, 0xd6),
-    RGBColor(0x2b, 0x8a, 0x3e),
-    RGBColor(0x86, 0x2e, 0x9c),
-    RGBColor(0xe6, 0x77, 0x00),
-    RGBColor(0x49, 0x50, 0x57),
-];
 
 /// One line chart per workload: requests/s against worker count, a line per server.
 pub fn svg(scale: &Scale) -> Result<String, String> {

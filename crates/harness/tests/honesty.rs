@@ -142,15 +142,7 @@ fn end_to_end_against_the_rust_server() {
 
     // `harness report` re-renders the same summary from results.json, and the chart has
     // the CPU panel.
-    let again = out.join("again");
-    let (ok, text) = common::outcome(
-        Command::new(env!("CARGO_BIN_EXE_harness"))
-            .arg("report")
-            .arg(dir.join("results.json"))
-            .arg("--out")
-            .arg(&again),
-    );
-    assert!(ok, "{text}");
+    let again = report(&dir.join("results.json"), &out.join("again"));
     assert_eq!(
         std::fs::read_to_string(again.join("summary.md")).unwrap(),
         summary
@@ -158,6 +150,19 @@ fn end_to_end_against_the_rust_server() {
     let chart = std::fs::read_to_string(again.join("chart.svg")).unwrap();
     assert!(chart.contains("Server CPU µs per request"), "{chart}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// `harness report FILE --out DIR`, which must succeed; returns DIR.
+fn report(file: &std::path::Path, out: &std::path::Path) -> std::path::PathBuf {
+    let (ok, text) = common::outcome(
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("report")
+            .arg(file)
+            .arg("--out")
+            .arg(out),
+    );
+    assert!(ok, "{text}");
+    out.to_path_buf()
 }
 
 fn debug_bin_dir() -> String {
@@ -228,15 +233,7 @@ fn scale_runs_one_worker_and_refuses_counts_that_leave_oha_no_cpu() {
     let chart = std::fs::read_to_string(dir.join("scale.svg")).unwrap();
     assert!(chart.contains("path-int: requests/s against server cores"));
     // `harness report` renders scale.md again from scale.json.
-    let again = out.join("again");
-    let (ok, text) = common::outcome(
-        Command::new(env!("CARGO_BIN_EXE_harness"))
-            .arg("report")
-            .arg(dir.join("scale.json"))
-            .arg("--out")
-            .arg(&again),
-    );
-    assert!(ok, "{text}");
+    let again = report(&dir.join("scale.json"), &out.join("again"));
     assert_eq!(
         std::fs::read_to_string(again.join("scale.md")).unwrap(),
         table

@@ -214,27 +214,18 @@ fn every_thread_of_the_per_core_shape_serves_its_share() {
 
 #[test]
 fn the_default_is_one_thread_per_cpu_the_process_may_use() {
-    let mut command = Command::new("taskset");
-    command.args([
-        "-c",
-        "0",
-        env!("CARGO_BIN_EXE_spikard-rust-workloads"),
-        "--port",
-        "0",
-    ]);
-    let server = spawn_command(command);
+    let under_taskset = |cpus: &str| {
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", cpus, env!("CARGO_BIN_EXE_spikard-rust-workloads")])
+            .args(["--port", "0"]);
+        spawn_command(command)
+    };
+    let server = under_taskset("0");
     // One CPU: one thread, served on the main thread's current-thread runtime.
     assert!(get(server.addr, "/health").ends_with("{\"status\":\"ok\"}"));
     assert!(serving_threads(&server.child, 0).is_empty());
-    let mut command = Command::new("taskset");
-    command.args([
-        "-c",
-        "0,1",
-        env!("CARGO_BIN_EXE_spikard-rust-workloads"),
-        "--port",
-        "0",
-    ]);
-    let server = spawn_command(command);
+    let server = under_taskset("0,1");
     assert_eq!(
         serving_threads(&server.child, 2),
         ["spikard-0", "spikard-1"]
