@@ -109,12 +109,7 @@ fn end_to_end_against_the_rust_server() {
         &out,
     );
     assert!(ok, "{text}");
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .unwrap()
-        .path();
+    let dir = run_dir(&out);
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     let workloads = results["workloads"].as_array().unwrap();
@@ -150,6 +145,16 @@ fn end_to_end_against_the_rust_server() {
     let chart = std::fs::read_to_string(again.join("chart.svg")).unwrap();
     assert!(chart.contains("Server CPU µs per request"), "{chart}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// The directory a run wrote under `out`.
+fn run_dir(out: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path()
 }
 
 /// `harness report FILE --out DIR`, which must succeed; returns DIR.
@@ -221,12 +226,7 @@ fn scale_runs_one_worker_and_refuses_counts_that_leave_oha_no_cpu() {
     );
     assert!(ok, "{text}");
     assert!(text.contains("servers on CPUs 0, load on CPUs 1"), "{text}");
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .unwrap()
-        .path();
+    let dir = run_dir(&out);
     let table = std::fs::read_to_string(dir.join("scale.md")).unwrap();
     assert!(table.contains("| path-int | rust |"), "{table}");
     assert!(table.contains("µs CPU"), "{table}");

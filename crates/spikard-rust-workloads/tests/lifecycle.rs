@@ -234,16 +234,15 @@ fn the_default_is_one_thread_per_cpu_the_process_may_use() {
 
 #[test]
 fn bad_command_lines_are_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
-        .args(["--port", "not-a-port"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
-    let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
-        .args(["--threading", "work-stealing"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("per-core or multi-thread"));
+    for (args, named) in [
+        (["--port", "not-a-port"], "--port"),
+        (["--threading", "work-stealing"], "per-core or multi-thread"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spikard-rust-workloads"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains(named));
+    }
 }
