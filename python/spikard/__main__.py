@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="processes sharing the port (default: one per CPU)"
     )
     parser.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a request body may take to arrive once its head is in (default: the application's, 30)",
+    )
+    parser.add_argument(
         "--require-routes",
         metavar="TABLE_JSON",
         help="refuse to start unless every route of this table is served "
@@ -36,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     app = _load(args.app)
+    if args.body_timeout is not None:
+        if not args.body_timeout > 0:
+            parser.error("--body-timeout must be a positive number of seconds")
+        app.set_body_timeout(args.body_timeout)
     if args.require_routes:
         with open(args.require_routes) as f:
             table = json.load(f)

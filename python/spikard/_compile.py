@@ -99,12 +99,39 @@ def _body_spec(tp: Any) -> Any:
     return msgspec.json.Decoder(tp)
 
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def _nests_freely(tp: Any, path: tuple[Any, ...] = ()) -> bool:
+    """Whether a value of type ``tp`` can nest arrays and objects without bound: it holds
+    ``Any``, ``object``, a container of those, or itself. Bodies of such types get their depth
+    checked after decoding; others cannot be deeper than their type."""
+    if tp in (Any, object) or tp in _CONTAINERS:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return False
+    if origin is typing.Annotated:
+        return _nests_freely(typing.get_args(tp)[0], path)
+    if origin is not None:
+        return any(_nests_freely(arg, path) for arg in typing.get_args(tp) if arg is not Ellipsis)
+    if not isinstance(tp, type) or tp in _SCALARS or tp in (bytes, type(None)):
+        return False
+    if tp in path:  # a record that holds itself
+        return True
+    try:
+        hints = typing.get_type_hints(tp)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: assume the worst
+        return True
+    return any(_nests_freely(hint, (*path, tp)) for hint in hints.values())
+
+
 def _plain_json(tp: Any) -> bool:
     """``dict[str, Any]``-like types need no typed decoding."""
     return all(a in (str, Any, object) for a in typing.get_args(tp))
 
 
-def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any, ...]], tuple[int, Any] | None]:
+def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any, ...]], tuple[int, Any, bool] | None]:
     """Returns the engine's parameter specs and body spec for ``func`` served at ``path``."""
     name = getattr(func, "__qualname__", repr(func))
     try:
@@ -114,7 +141,7 @@ def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any
     signature = inspect.signature(func)
     captures = path_captures(path)
     params: list[tuple[Any, ...]] = []
-    body: tuple[int, Any] | None = None
+    body: tuple[int, Any, bool] | None = None
     seen_captures: set[str] = set()
 
     def fail(pname: str, why: str) -> RegistrationError:
@@ -140,7 +167,7 @@ def compile_handler(func: Callable[..., Any], path: str) -> tuple[list[tuple[Any
         if isinstance(marker, Body) or (marker is None and pname not in captures and _is_body_type(tp)):
             if body is not None:
                 raise fail(pname, "is a second body; a handler takes at most one")
-            body = (position, _body_spec(tp))
+            body = (position, _body_spec(tp), _nests_freely(tp))
             continue
         if marker is not None:
             source = marker.source

@@ -5,14 +5,17 @@ from typing import Any, final
 
 @final
 class App:
-    def __new__(cls, body_limit: int = ..., thread_pool_size: int = ..., slow_threshold: float = ...) -> App: ...
+    def __new__(
+        cls, body_limit: int = ..., thread_pool_size: int = ..., slow_threshold: float = ..., body_timeout: float = ...
+    ) -> App: ...
+    def set_body_timeout(self, seconds: float) -> None: ...
     def add_route(
         self,
         method: str,
         path: str,
         func: Callable[..., Any],
         params: list[tuple[Any, ...]],
-        body: tuple[int, Any] | None,
+        body: tuple[int, Any, bool] | None,
         is_async: bool,
         blocking: bool,
         event_stream: bool,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -15,6 +18,28 @@ from ._compile import RegistrationError, compile_handler, path_captures
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_BODY_LIMIT = 2 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Makes this worker get SIGTERM when its parent dies, so that it finishes its in-flight
+    requests and exits instead of serving on unsupervised: the kernel's parent-death signal on
+    Linux, a thread that watches the parent elsewhere."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="spikard-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(0)
 
 
 class Spikard:
@@ -34,6 +59,9 @@ class Spikard:
     ``thread_pool_size`` threads. A ``def`` handler that holds the engine thread for
     ``slow_threshold`` seconds or more is logged with its name.
 
+    A request body must arrive within ``body_timeout`` seconds once its head is in (a slower
+    one is answered 408 and its connection closed) and be at most ``body_limit`` bytes (413).
+
     ``on_startup`` and ``on_shutdown`` callables (plain or ``async``) run in every worker, on
     its event loop: before it accepts its first connection, and after its last request.
     """
@@ -42,6 +70,7 @@ class Spikard:
         self,
         *,
         body_limit: int = DEFAULT_BODY_LIMIT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         blocking: bool = False,
         thread_pool_size: int = 40,
         slow_threshold: float = 0.1,
@@ -50,7 +79,7 @@ class Spikard:
     ) -> None:
         if thread_pool_size < 1:
             raise ValueError("thread_pool_size must be at least 1")
-        self._app = _spikard.App(body_limit, thread_pool_size, slow_threshold)
+        self._app = _spikard.App(body_limit, thread_pool_size, slow_threshold, body_timeout)
         self._blocking = blocking
         self._startup: list[Callable[[], Any]] = list(on_startup)
         self._shutdown: list[Callable[[], Any]] = list(on_shutdown)
@@ -101,6 +130,10 @@ class Spikard:
     def delete(self, path: str, *, blocking: bool | None = None) -> Callable[[F], F]:
         return self.route("DELETE", path, blocking=blocking)
 
+    def set_body_timeout(self, seconds: float) -> None:
+        """Sets how long a request body may take to arrive once its head is in (before serving)."""
+        self._app.set_body_timeout(seconds)
+
     def on_startup(self, func: F) -> F:
         """Runs ``func`` (plain or ``async``) in each worker before it serves."""
         self._startup.append(func)
@@ -138,18 +171,21 @@ class Spikard:
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         """Serves until SIGINT or SIGTERM. ``workers`` > 1 forks that many processes that
-        share the port (SO_REUSEPORT); each runs its own interpreter and engine thread."""
+        share the port (SO_REUSEPORT); each runs its own interpreter and engine thread, and
+        stops (after its in-flight requests) when this process dies, even by SIGKILL."""
         if workers <= 1:
             self._app.serve(host, port, False, self._startup, self._shutdown)
             return
         if port == 0:
             raise ValueError("workers > 1 need a fixed port")
         children: list[int] = []
+        parent = os.getpid()
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:  # a worker
                 code = 0
                 try:
+                    _die_with_parent(parent)
                     self._app.serve(host, port, True, self._startup, self._shutdown)
                 except BaseException as exc:  # noqa: BLE001 - report and exit non-zero
                     print(f"spikard: worker failed: {exc!r}", file=sys.stderr)

@@ -1,13 +1,25 @@
 //! Request bodies: what a route takes, reading it under the size limit, checking its content
 //! type, and decoding forms and multipart bodies.
 
-use crate::error::Error;
+use crate::error::{Error, Malformed};
 use crate::params::FormData;
 use crate::upload::UploadFile;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::BodyExt;
+use std::future::Future;
+use std::task::Poll;
+use std::time::Duration;
+
+/// How much body a route accepts, and how long it may take to arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRules {
+    /// The largest body, in bytes; larger: 413.
+    pub limit: usize,
+    /// The longest a body may take once the request head is in; slower: 408.
+    pub timeout: Duration,
+}
 
 /// The kind of body a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,8 +62,14 @@ fn is_json(media: &str) -> bool {
             .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
 }
 
-/// Reads the whole body, or fails with 413 once it passes `limit` bytes.
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Error> {
+/// Reads the whole body, or fails with 413 once it passes the limit, or with 408 when it has
+/// not arrived within the timeout.
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    rules: BodyRules,
+) -> Result<Bytes, Error> {
+    let limit = rules.limit;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -59,12 +77,28 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Error::PayloadTooLarge { limit });
     }
-    match http_body_util::Limited::new(body, limit).collect().await {
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    tokio::pin!(collect);
+    // A small body is usually in the connection's buffer already: only a body that is not
+    // gets a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(collected) => collected,
+        Poll::Pending => tokio::time::timeout(rules.timeout, collect)
+            .await
+            .map_err(|_| Error::BodyTimeout {
+                after: rules.timeout,
+            })?,
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(Error::PayloadTooLarge { limit })
         }
-        Err(err) => Err(Error::BadRequest(format!("failed to read the body: {err}"))),
+        Err(err) => Err(Error::BadRequest(
+            Malformed::BodyRead,
+            format!("failed to read the body: {err}"),
+        )),
     }
 }
 
@@ -74,18 +108,18 @@ pub async fn read(
     files: bool,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    rules: BodyRules,
 ) -> Result<BodyData, Error> {
     match kind {
         BodyKind::None => Ok(BodyData::None),
-        BodyKind::Bytes => Ok(BodyData::Bytes(read_limited(headers, body, limit).await?)),
+        BodyKind::Bytes => Ok(BodyData::Bytes(read_limited(headers, body, rules).await?)),
         BodyKind::Json => {
             if !media_type(headers).is_some_and(is_json) {
                 return Err(Error::UnsupportedMediaType {
                     expected: "application/json",
                 });
             }
-            Ok(BodyData::Bytes(read_limited(headers, body, limit).await?))
+            Ok(BodyData::Bytes(read_limited(headers, body, rules).await?))
         }
         BodyKind::Form => {
             let media = media_type(headers).unwrap_or("");
@@ -94,11 +128,16 @@ pub async fn read(
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| multer::parse_boundary(v).ok())
-                    .ok_or_else(|| Error::BadRequest("multipart body without a boundary".into()))?;
-                let bytes = read_limited(headers, body, limit).await?;
+                    .ok_or_else(|| {
+                        Error::BadRequest(
+                            Malformed::Multipart,
+                            "multipart body without a boundary".into(),
+                        )
+                    })?;
+                let bytes = read_limited(headers, body, rules).await?;
                 Ok(BodyData::Form(multipart(bytes, boundary).await?))
             } else if !files && media.eq_ignore_ascii_case(FORM_URLENCODED) {
-                let bytes = read_limited(headers, body, limit).await?;
+                let bytes = read_limited(headers, body, rules).await?;
                 Ok(BodyData::Form(FormData::UrlEncoded(bytes)))
             } else {
                 Err(Error::UnsupportedMediaType {
@@ -114,7 +153,12 @@ pub async fn read(
 }
 
 async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
-    let broken = |err: multer::Error| Error::BadRequest(format!("broken multipart body: {err}"));
+    let broken = |err: multer::Error| {
+        Error::BadRequest(
+            Malformed::Multipart,
+            format!("broken multipart body: {err}"),
+        )
+    };
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
     let mut parts = multer::Multipart::new(stream, boundary);
     let (mut fields, mut files) = (Vec::new(), Vec::new());
@@ -137,7 +181,21 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
                 ));
             }
             None => {
-                let text = field.text().await.map_err(broken)?;
+                let bytes = field.bytes().await.map_err(broken)?;
+                let text = std::str::from_utf8(&bytes)
+                    .map(str::to_owned)
+                    .map_err(|_| {
+                        Error::BadRequest(
+                            Malformed::Encoding,
+                            format!("multipart field {name:?} is not UTF-8 text"),
+                        )
+                    })?;
+                if text.contains('\0') {
+                    return Err(Error::BadRequest(
+                        Malformed::NulCharacter,
+                        format!("multipart field {name:?} holds a NUL character"),
+                    ));
+                }
                 fields.push((name, text));
             }
         }
@@ -173,9 +231,13 @@ mod tests {
     #[tokio::test]
     async fn limit_is_enforced_while_reading() {
         let big = Body::from(vec![b'x'; 100]);
-        let err = read_limited(&HeaderMap::new(), big, 10).await;
+        let rules = BodyRules {
+            limit: 10,
+            timeout: Duration::from_secs(1),
+        };
+        let err = read_limited(&HeaderMap::new(), big, rules).await;
         assert_eq!(err, Err(Error::PayloadTooLarge { limit: 10 }));
-        let ok = read_limited(&HeaderMap::new(), Body::from("abc"), 10).await;
+        let ok = read_limited(&HeaderMap::new(), Body::from("abc"), rules).await;
         assert_eq!(ok, Ok(Bytes::from_static(b"abc")));
     }
 
@@ -193,6 +255,9 @@ mod tests {
         assert_eq!(files[0].1.data.as_ref(), b"\x01\x02\x03");
         assert_eq!(files[0].1.filename, "a.bin");
         let broken = multipart(Bytes::from("--XB\r\nnonsense"), "XB".into()).await;
-        assert!(matches!(broken, Err(Error::BadRequest(_))));
+        assert!(matches!(
+            broken,
+            Err(Error::BadRequest(Malformed::Multipart, _))
+        ));
     }
 }

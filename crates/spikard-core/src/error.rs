@@ -65,11 +65,61 @@ impl FieldError {
     }
 }
 
+/// Why a request could not be read at all (a 400); each cause has its own problem type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// The body is not JSON.
+    Json,
+    /// The JSON body nests arrays and objects deeper than [`crate::json::MAX_DEPTH`].
+    JsonTooDeep,
+    /// The body is not a URL-encoded form.
+    Form,
+    /// The multipart body is broken or has no boundary.
+    Multipart,
+    /// A path segment, query string or form value decodes (`%XX`) to bytes that are not
+    /// UTF-8.
+    Encoding,
+    /// A path segment, query string or form value holds a NUL character (`%00`).
+    NulCharacter,
+    /// An HTTP/1.1 request without a `Host` header (RFC 9112, section 3.2).
+    MissingHost,
+    /// A WebSocket route asked for without a valid upgrade.
+    Upgrade,
+    /// The connection failed while the body was being read.
+    BodyRead,
+}
+
+impl Malformed {
+    fn kind(self) -> (&'static str, &'static str) {
+        match self {
+            Malformed::Json => ("urn:spikard:problem:malformed-json", "Malformed JSON body"),
+            Malformed::JsonTooDeep => (
+                "urn:spikard:problem:json-too-deep",
+                "JSON body nested too deeply",
+            ),
+            Malformed::Form => ("urn:spikard:problem:malformed-form", "Malformed form body"),
+            Malformed::Multipart => (
+                "urn:spikard:problem:malformed-multipart",
+                "Malformed multipart body",
+            ),
+            Malformed::Encoding => (
+                "urn:spikard:problem:invalid-encoding",
+                "Percent-encoding is not UTF-8",
+            ),
+            Malformed::NulCharacter => ("urn:spikard:problem:nul-character", "NUL character"),
+            Malformed::MissingHost => ("urn:spikard:problem:missing-host", "Missing Host header"),
+            Malformed::Upgrade => ("urn:spikard:problem:bad-upgrade", "Bad WebSocket upgrade"),
+            Malformed::BodyRead => ("urn:spikard:problem:body-read", "Body could not be read"),
+        }
+    }
+}
+
 /// Everything the engine can answer with instead of a handler's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// A body that cannot be parsed at all (broken JSON, form or multipart): 400.
-    BadRequest(String),
+    /// A request that cannot be read at all (broken JSON, form or multipart, bad encoding):
+    /// 400, with a problem type per cause.
+    BadRequest(Malformed, String),
     /// Missing or wrongly typed fields: 422, with every failed field listed.
     Validation(Vec<FieldError>),
     /// No route matches the path: 404.
@@ -85,12 +135,14 @@ pub enum Error {
     Internal(String),
     /// A backend the handler needs (a database) cannot be reached: 503, with the reason.
     Unavailable(String),
+    /// The body did not arrive within the body timeout: 408, and the connection is closed.
+    BodyTimeout { after: std::time::Duration },
 }
 
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(..) => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -98,6 +150,7 @@ impl Error {
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -108,10 +161,7 @@ impl Error {
 
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            Error::BadRequest(_) => (
-                "urn:spikard:problem:malformed-body",
-                "Malformed request body",
-            ),
+            Error::BadRequest(why, _) => why.kind(),
             Error::Validation(_) => (
                 "urn:spikard:problem:validation",
                 "Request validation failed",
@@ -130,12 +180,13 @@ impl Error {
             ),
             Error::Internal(_) => ("urn:spikard:problem:internal", "Internal Server Error"),
             Error::Unavailable(_) => ("urn:spikard:problem:unavailable", "Service Unavailable"),
+            Error::BodyTimeout { .. } => ("urn:spikard:problem:body-timeout", "Request Timeout"),
         }
     }
 
     fn detail(&self) -> String {
         match self {
-            Error::BadRequest(detail) => detail.clone(),
+            Error::BadRequest(_, detail) => detail.clone(),
             Error::Validation(errors) => match errors.len() {
                 1 => "1 field failed validation".to_owned(),
                 n => format!("{n} fields failed validation"),
@@ -152,6 +203,10 @@ impl Error {
             }
             Error::Internal(_) => "the handler failed; the error was logged".to_owned(),
             Error::Unavailable(detail) => detail.clone(),
+            Error::BodyTimeout { after } => format!(
+                "the request body did not arrive within {} s",
+                after.as_secs_f64()
+            ),
         }
     }
 
@@ -206,6 +261,13 @@ impl IntoResponse for Error {
                 headers.insert(header::ALLOW, value);
             }
         }
+        // The rest of a stalled body may still come: the connection cannot be reused.
+        if matches!(
+            self,
+            Error::BodyTimeout { .. } | Error::BadRequest(Malformed::MissingHost, _)
+        ) {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -214,6 +276,9 @@ impl IntoResponse for Error {
 pub(crate) fn from_json_error(err: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let path = err.path().clone();
     let inner = err.into_inner();
+    if let Some(out_of_range) = crate::json::number_out_of_range(&inner) {
+        return out_of_range;
+    }
     match inner.classify() {
         serde_json::error::Category::Data => {
             let mut loc = vec![LocPart::Key("body".to_owned())];
@@ -240,7 +305,10 @@ pub(crate) fn from_json_error(err: serde_path_to_error::Error<serde_json::Error>
             }
             Error::Validation(vec![FieldError { loc, msg }])
         }
-        _ => Error::BadRequest(format!("the body is not valid JSON: {inner}")),
+        _ => Error::BadRequest(
+            Malformed::Json,
+            format!("the body is not valid JSON: {inner}"),
+        ),
     }
 }
 

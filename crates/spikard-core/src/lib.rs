@@ -20,6 +20,7 @@
 
 pub mod body;
 pub mod error;
+pub mod json;
 pub mod params;
 pub mod request;
 pub mod response;
@@ -30,11 +31,11 @@ pub mod upload;
 pub mod urlencoded;
 pub mod websocket;
 
-pub use body::{BodyData, BodyKind};
-pub use error::{Error, FieldError, LocPart, Source};
+pub use body::{BodyData, BodyKind, BodyRules};
+pub use error::{Error, FieldError, LocPart, Malformed, Source};
 pub use params::{Absent, FormData, Param, ParamPlan, ParamType, Scalar, Value};
 pub use request::{FromValue, Request};
-pub use routing::{App, Handler, Route, RouteError, DEFAULT_BODY_LIMIT};
+pub use routing::{App, Handler, Route, RouteError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use server::ServerConfig;
 pub use sse::Event;
 pub use upload::UploadFile;

@@ -260,9 +260,7 @@ impl ParamPlan {
             if let Some(query) = input.query {
                 let mut cursor = 0;
                 for pair in crate::urlencoded::pairs(query) {
-                    let (key, value) = pair.map_err(|_| {
-                        Error::BadRequest("the query string is not valid UTF-8".into())
-                    })?;
+                    let (key, value) = pair.map_err(|why| why.error("the query string"))?;
                     if let Some(i) = self.query_keys.find(&key, &mut cursor) {
                         out.read(i, value);
                     }
@@ -282,12 +280,11 @@ impl ParamPlan {
         match input.form {
             None => {}
             Some(FormData::UrlEncoded(body)) => {
-                let invalid =
-                    || Error::BadRequest("the body is not a valid URL-encoded form".into());
-                let text = std::str::from_utf8(body).map_err(|_| invalid())?;
+                let text = std::str::from_utf8(body)
+                    .map_err(|_| crate::urlencoded::Invalid::Utf8.error("the form body"))?;
                 let mut cursor = 0;
                 for pair in crate::urlencoded::pairs(text) {
-                    let (key, value) = pair.map_err(|_| invalid())?;
+                    let (key, value) = pair.map_err(|why| why.error("the form body"))?;
                     if let Some(i) = self.form_keys.find(&key, &mut cursor) {
                         out.read(i, value);
                     }

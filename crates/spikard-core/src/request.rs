@@ -2,7 +2,8 @@
 //! plan order, and the body.
 
 use crate::body::BodyData;
-use crate::error::{from_json_error, Error};
+use crate::error::{from_json_error, Error, Malformed};
+use crate::json;
 use crate::params::{ParamPlan, Value};
 use crate::upload::UploadFile;
 use bytes::Bytes;
@@ -93,21 +94,40 @@ impl Request {
         // serde_json, not sonic-rs: sonic-rs 0.5 decodes faster but skips unknown fields
         // recursively without a depth limit, so a deeply nested body overflows the stack;
         // serde_json stops at 128 levels.
-        serde_json::from_slice(bytes).map_err(|_| json_failure::<T>(bytes))
+        match serde_json::from_slice(bytes) {
+            Ok(value) => {
+                json::check_integers(bytes)?;
+                Ok(value)
+            }
+            Err(_) => json_retry(bytes),
+        }
     }
 }
 
-/// Why `bytes` did not decode into `T`.
+/// After a failed decode: the body's one chance under the rules every server follows (a
+/// repeated key, which serde's records refuse, keeps its last value), else why it failed.
 #[cold]
-fn json_failure<T: DeserializeOwned>(bytes: &[u8]) -> Error {
+fn json_retry<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if json::too_deep(bytes) {
+        return Err(json::too_deep_error());
+    }
     // A shape error in a document that is not JSON at all is a 400, not a 422.
     if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Error::BadRequest(format!("the body is not valid JSON: {syntax}"));
+        return Err(Error::BadRequest(
+            Malformed::Json,
+            format!("the body is not valid JSON: {syntax}"),
+        ));
+    }
+    json::check_integers(bytes)?;
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if let Ok(decoded) = T::deserialize(value) {
+            return Ok(decoded);
+        }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Err(err) => from_json_error(err),
-        Ok(_) => Error::BadRequest("the body is not valid JSON".into()),
+        Err(err) => Err(from_json_error(err)),
+        Ok(decoded) => Ok(decoded),
     }
 }
 

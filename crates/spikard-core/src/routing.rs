@@ -2,8 +2,8 @@
 //! at registration, and turning them into an axum router whose per-request path matches,
 //! reads the body, executes the plan and calls the handler.
 
-use crate::body::{self, BodyKind};
-use crate::error::{Error, Source};
+use crate::body::{self, BodyKind, BodyRules};
+use crate::error::{Error, Malformed, Source};
 use crate::params::{Inputs, Param, ParamPlan, ParamType};
 use crate::request::Request;
 use crate::websocket::WsHandler;
@@ -18,6 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The default body limit: 2 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -142,17 +143,23 @@ pub fn path_captures(pattern: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The default body timeout: 30 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An application: routes plus engine settings.
 pub struct App {
     routes: Vec<Route>,
-    body_limit: usize,
+    body: BodyRules,
 }
 
 impl Default for App {
     fn default() -> Self {
         App {
             routes: Vec::new(),
-            body_limit: DEFAULT_BODY_LIMIT,
+            body: BodyRules {
+                limit: DEFAULT_BODY_LIMIT,
+                timeout: DEFAULT_BODY_TIMEOUT,
+            },
         }
     }
 }
@@ -173,7 +180,20 @@ impl App {
 
     /// Sets the largest body accepted, in bytes (default 2 MiB); larger bodies get a 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.body.limit = bytes;
+        self
+    }
+
+    /// Sets both body rules at once.
+    pub fn body_rules(mut self, rules: BodyRules) -> Self {
+        self.body = rules;
+        self
+    }
+
+    /// Sets how long a body may take to arrive once the request head is in (default 30 s);
+    /// a slower one gets a 408 and the connection is closed.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body.timeout = timeout;
         self
     }
 
@@ -188,7 +208,7 @@ impl App {
     /// Checks every route and builds the router. Fails on the first route that cannot be
     /// served as declared.
     pub fn into_router(self) -> Result<axum::Router, RouteError> {
-        let body_limit = self.body_limit;
+        let body_rules = self.body;
         let mut by_path: BTreeMap<String, Vec<(Method, MethodRouter)>> = BTreeMap::new();
         for route in self.routes {
             let method = route.method.clone();
@@ -207,7 +227,7 @@ impl App {
             let method_router = match route.target {
                 Target::Http(handler) => {
                     let compiled = Arc::new(
-                        compile(&path, route.params, route.body, handler, body_limit)
+                        compile(&path, route.params, route.body, handler, body_rules)
                             .map_err(fail)?,
                     );
                     MethodRouter::new().on(filter, move |req: axum::extract::Request| {
@@ -231,9 +251,12 @@ impl App {
                                     Ok(upgrade) => upgrade
                                         .on_upgrade(move |socket| handler.call(socket))
                                         .into_response(),
-                                    Err(rejection) => Error::BadRequest(format!(
-                                        "this route takes a WebSocket upgrade: {rejection}"
-                                    ))
+                                    Err(rejection) => Error::BadRequest(
+                                        Malformed::Upgrade,
+                                        format!(
+                                            "this route takes a WebSocket upgrade: {rejection}"
+                                        ),
+                                    )
                                     .into_response(),
                                 }
                             }
@@ -270,7 +293,7 @@ struct Compiled {
     plan: Arc<ParamPlan>,
     body: BodyKind,
     reads_path: bool,
-    body_limit: usize,
+    body_rules: BodyRules,
     handler: Arc<dyn Handler>,
 }
 
@@ -279,7 +302,7 @@ fn compile(
     mut params: Vec<Param>,
     mut body: BodyKind,
     handler: Arc<dyn Handler>,
-    body_limit: usize,
+    body_rules: BodyRules,
 ) -> Result<Compiled, String> {
     let captures = path_captures(path);
     for param in params.iter().filter(|p| p.source == Source::Path) {
@@ -327,7 +350,7 @@ fn compile(
         reads_path: !captures.is_empty(),
         plan: Arc::new(plan),
         body,
-        body_limit,
+        body_rules,
         handler,
     })
 }
@@ -353,19 +376,30 @@ impl Compiled {
             self.plan.reads_files(),
             &parts.headers,
             body,
-            self.body_limit,
+            self.body_rules,
         )
         .await?;
         let raw_path = if self.reads_path {
             Some(
                 RawPathParams::from_request_parts(&mut parts, &())
                     .await
-                    .map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))?,
+                    .map_err(|_| {
+                        Error::BadRequest(
+                            Malformed::Encoding,
+                            "the path does not decode to UTF-8".into(),
+                        )
+                    })?,
             )
         } else {
             None
         };
         let path: Vec<(&str, &str)> = raw_path.iter().flat_map(|p| p.iter()).collect();
+        if path.iter().any(|(_, value)| value.contains('\0')) {
+            return Err(Error::BadRequest(
+                Malformed::NulCharacter,
+                "a path segment holds a NUL character (%00)".into(),
+            ));
+        }
         let form = match &body {
             body::BodyData::Form(form) => Some(form),
             _ => None,

@@ -113,6 +113,17 @@ pub fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
     TcpListener::from_std(bind_std(config, config.port, config.reuse_port)?)
 }
 
+/// Raises this process's soft limit of open files to its hard limit, once (as Go's runtime
+/// does): every connection is a descriptor, and the soft limit is often 1024.
+fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+            eprintln!("spikard: could not raise the open-file limit: {err}");
+        }
+    });
+}
+
 /// Binds a non-blocking listener on `host:port` outside any runtime.
 fn bind_std(
     config: &ServerConfig,
@@ -123,6 +134,7 @@ fn bind_std(
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "host resolves to nothing"))?;
+    raise_open_file_limit();
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
@@ -173,21 +185,26 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    eprintln!("spikard: accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: wait for some to be freed
+                    // instead of spinning, and say so at most once a second.
+                    failures.note(&err);
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        () = &mut shutdown => break,
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(RequireHost(router.clone()));
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
@@ -210,6 +227,71 @@ pub async fn serve(
     drop(alive_tx);
     let _ = tokio::time::timeout(config.shutdown_timeout, alive_rx.recv()).await;
     Ok(())
+}
+
+/// How long the accept loop waits after a failed `accept` (out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Failed accepts since the last log line; logs at most once a second.
+#[derive(Default)]
+struct AcceptFailures {
+    since_log: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    fn note(&mut self, err: &io::Error) {
+        self.since_log += 1;
+        let now = std::time::Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            eprintln!(
+                "spikard: accept failed {} time(s), retrying every {} ms: {err}",
+                self.since_log,
+                ACCEPT_BACKOFF.as_millis()
+            );
+            self.since_log = 0;
+            self.logged = Some(now);
+        }
+    }
+}
+
+/// The router behind a check every HTTP/1.1 request must pass before routing: a `Host`
+/// header (RFC 9112, section 3.2), else a 400 and the connection is closed.
+#[derive(Clone)]
+struct RequireHost(Router);
+
+impl tower::Service<http::Request<hyper::body::Incoming>> for RequireHost {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Self::Response, Self::Error>>,
+        axum::routing::future::RouteFuture<Self::Error>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<http::Request<hyper::body::Incoming>>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        use axum::response::IntoResponse;
+        use futures_util::future::Either;
+        if req.version() == http::Version::HTTP_11
+            && !req.headers().contains_key(http::header::HOST)
+        {
+            let missing = crate::Error::BadRequest(
+                crate::Malformed::MissingHost,
+                "an HTTP/1.1 request must carry a Host header".into(),
+            );
+            return Either::Left(std::future::ready(Ok(missing.into_response())));
+        }
+        Either::Right(self.0.call(req))
+    }
 }
 
 /// Serves `router` with the engine's accept loop ([`serve`]) in the shape `config.threading`

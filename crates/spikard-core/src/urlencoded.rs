@@ -1,19 +1,39 @@
 //! `application/x-www-form-urlencoded` decoding, shared by query strings and form bodies.
 //!
 //! Keys and values borrow from the input when they contain no `+` or `%`; a sequence that
-//! decodes to invalid UTF-8 is an error (a malformed `%` escape is kept literally, as
-//! browsers do).
+//! decodes to invalid UTF-8, or to a NUL character, is an error (a malformed `%` escape is
+//! kept literally, as browsers do).
 
 use std::borrow::Cow;
 
-/// The input decodes to bytes that are not UTF-8.
+/// Why a component cannot be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidUtf8;
+pub enum Invalid {
+    /// It decodes to bytes that are not UTF-8.
+    Utf8,
+    /// It holds a NUL character, sent as is or as `%00`.
+    Nul,
+}
+
+impl Invalid {
+    /// The 400 for a component of `what` ("the query string", "the form body").
+    pub fn error(self, what: &str) -> crate::Error {
+        use crate::error::Malformed;
+        match self {
+            Invalid::Utf8 => crate::Error::BadRequest(
+                Malformed::Encoding,
+                format!("{what} does not decode to UTF-8"),
+            ),
+            Invalid::Nul => crate::Error::BadRequest(
+                Malformed::NulCharacter,
+                format!("{what} holds a NUL character (%00)"),
+            ),
+        }
+    }
+}
 
 /// Iterates over the `key=value` pairs of `input`, skipping empty segments.
-pub fn pairs(
-    input: &str,
-) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), InvalidUtf8>> {
+pub fn pairs(input: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Invalid>> {
     // memchr finds the ASCII `&` and `=`, so every cut is a character boundary.
     let ends = memchr::memchr_iter(b'&', input.as_bytes()).chain(std::iter::once(input.len()));
     ends.scan(0, move |start, end| {
@@ -32,9 +52,9 @@ pub fn pairs(
 }
 
 /// Decodes one component: `+` is a space, `%XX` a byte; one pass, one allocation.
-pub fn decode(text: &str) -> Result<Cow<'_, str>, InvalidUtf8> {
+pub fn decode(text: &str) -> Result<Cow<'_, str>, Invalid> {
     let bytes = text.as_bytes();
-    let Some(first) = memchr::memchr2(b'+', b'%', bytes) else {
+    let Some(first) = memchr::memchr3(b'+', b'%', 0, bytes) else {
         return Ok(Cow::Borrowed(text));
     };
     let mut out = Vec::with_capacity(bytes.len());
@@ -58,9 +78,12 @@ pub fn decode(text: &str) -> Result<Cow<'_, str>, InvalidUtf8> {
         }
         i += 1;
     }
+    if memchr::memchr(0, &out).is_some() {
+        return Err(Invalid::Nul);
+    }
     String::from_utf8(out)
         .map(Cow::Owned)
-        .map_err(|_| InvalidUtf8)
+        .map_err(|_| Invalid::Utf8)
 }
 
 fn hex(digit: &u8) -> Option<u8> {
@@ -105,8 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_invalid_utf8() {
-        assert!(pairs("a=%FF").any(|pair| pair.is_err()));
+    fn rejects_invalid_utf8_and_nul() {
+        assert_eq!(decode("a%FF"), Err(Invalid::Utf8));
+        assert_eq!(decode("%ff"), Err(Invalid::Utf8));
+        assert_eq!(decode("a%00b"), Err(Invalid::Nul));
+        assert_eq!(decode("a\0b"), Err(Invalid::Nul));
+        assert!(pairs("x=1&%00=2").any(|pair| pair.is_err()));
     }
 
     #[test]

@@ -30,7 +30,7 @@ struct RouteSpec {
 #[pyclass(name = "App", module = "spikard._spikard")]
 pub struct PyApp {
     routes: Mutex<Vec<RouteSpec>>,
-    body_limit: usize,
+    body: Mutex<spikard_core::BodyRules>,
     pool_size: usize,
     /// Started with the first `blocking=True` route.
     pool: OnceLock<&'static Pool>,
@@ -114,22 +114,49 @@ fn source(name: &str) -> PyResult<Source> {
     })
 }
 
+fn positive_seconds(what: &str, seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{what} must be a positive number of seconds"))
+        })
+}
+
 #[pymethods]
 impl PyApp {
     /// `thread_pool_size` bounds the threads of `blocking=True` handlers; a `def` handler
     /// that holds the engine thread for `slow_threshold` seconds or more is logged.
     #[new]
-    #[pyo3(signature = (body_limit = spikard_core::DEFAULT_BODY_LIMIT, thread_pool_size = 40, slow_threshold = 0.1))]
-    fn new(body_limit: usize, thread_pool_size: usize, slow_threshold: f64) -> PyResult<Self> {
+    #[pyo3(signature = (body_limit = spikard_core::DEFAULT_BODY_LIMIT, thread_pool_size = 40, slow_threshold = 0.1, body_timeout = spikard_core::DEFAULT_BODY_TIMEOUT.as_secs_f64()))]
+    fn new(
+        body_limit: usize,
+        thread_pool_size: usize,
+        slow_threshold: f64,
+        body_timeout: f64,
+    ) -> PyResult<Self> {
         let slow_threshold = Duration::try_from_secs_f64(slow_threshold)
             .map_err(|_| PyValueError::new_err("slow_threshold must be a number of seconds"))?;
         Ok(PyApp {
             routes: Mutex::new(Vec::new()),
-            body_limit,
+            body: Mutex::new(spikard_core::BodyRules {
+                limit: body_limit,
+                timeout: positive_seconds("body_timeout", body_timeout)?,
+            }),
             pool_size: thread_pool_size,
             pool: OnceLock::new(),
             slow_threshold,
         })
+    }
+
+    /// Sets how long a request body may take to arrive once its head is in.
+    fn set_body_timeout(&self, seconds: f64) -> PyResult<()> {
+        let timeout = positive_seconds("body_timeout", seconds)?;
+        self.body
+            .lock()
+            .map_err(|_| PyValueError::new_err("body rules poisoned"))?
+            .timeout = timeout;
+        Ok(())
     }
 
     /// Registers a route. `params` are `(name, source, type, required, default, key, bounds)` in the
@@ -196,7 +223,13 @@ impl PyApp {
                 let (kind, arg) = match how.extract::<String>().ok().as_deref() {
                     Some("json") => (BodyKind::Json, BodyArg::Json),
                     Some("bytes") => (BodyKind::Bytes, BodyArg::Bytes),
-                    _ => (BodyKind::Json, BodyArg::Typed(how.unbind())),
+                    _ => (
+                        BodyKind::Json,
+                        BodyArg::Typed {
+                            decoder: how.unbind(),
+                            nests_freely: spec.get_item(2)?.extract()?,
+                        },
+                    ),
                 };
                 (kind, Some((position, arg)))
             }
@@ -438,7 +471,11 @@ impl PyApp {
             .routes
             .lock()
             .map_err(|_| PyValueError::new_err("route table poisoned"))?;
-        let mut app = App::new().body_limit(self.body_limit);
+        let body = *self
+            .body
+            .lock()
+            .map_err(|_| PyValueError::new_err("body rules poisoned"))?;
+        let mut app = App::new().body_rules(body);
         for spec in routes.iter() {
             let route = if spec.websocket {
                 let handler = Arc::clone(&spec.handler);

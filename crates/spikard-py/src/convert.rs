@@ -160,18 +160,30 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
 /// Encodes a Python answer as JSON bytes: dicts, lists, tuples, str, int, float, bool, None;
 /// UUIDs, dates and date-times as strings; anything else (dataclasses, msgspec Structs)
 /// through `msgspec.to_builtins`.
+///
+/// Values nested deeper than [`MAX_ANSWER_DEPTH`] are refused (an error, not a stack overflow).
 pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    serde_json::to_writer(&mut out, &PyJson(obj))
+    serde_json::to_writer(&mut out, &PyJson(obj, 0))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(out)
 }
 
-struct PyJson<'a, 'py>(&'a Bound<'py, PyAny>);
+/// The deepest nesting of lists, tuples and dicts an answer may have.
+pub const MAX_ANSWER_DEPTH: usize = 1000;
+
+/// A Python value and how deep in the answer it is.
+struct PyJson<'a, 'py>(&'a Bound<'py, PyAny>, usize);
 
 impl Serialize for PyJson<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let obj = self.0;
+        let depth = self.1 + 1;
+        if depth > MAX_ANSWER_DEPTH {
+            return Err(S::Error::custom(format!(
+                "the answer nests lists and dicts deeper than {MAX_ANSWER_DEPTH} levels"
+            )));
+        }
         if let Ok(text) = obj.cast_exact::<PyString>() {
             return s.serialize_str(text.to_str().map_err(S::Error::custom)?);
         }
@@ -181,14 +193,17 @@ impl Serialize for PyJson<'_, '_> {
                 let key = key
                     .cast_into::<PyString>()
                     .map_err(|_| S::Error::custom("JSON object keys must be strings"))?;
-                map.serialize_entry(key.to_str().map_err(S::Error::custom)?, &PyJson(&value))?;
+                map.serialize_entry(
+                    key.to_str().map_err(S::Error::custom)?,
+                    &PyJson(&value, depth),
+                )?;
             }
             return map.end();
         }
         if let Ok(list) = obj.cast::<PyList>() {
             let mut seq = s.serialize_seq(Some(list.len()))?;
             for item in list.iter() {
-                seq.serialize_element(&PyJson(&item))?;
+                seq.serialize_element(&PyJson(&item, depth))?;
             }
             return seq.end();
         }
@@ -210,7 +225,7 @@ impl Serialize for PyJson<'_, '_> {
         if let Ok(tuple) = obj.cast::<PyTuple>() {
             let mut seq = s.serialize_seq(Some(tuple.len()))?;
             for item in tuple.iter() {
-                seq.serialize_element(&PyJson(&item))?;
+                seq.serialize_element(&PyJson(&item, depth))?;
             }
             return seq.end();
         }
@@ -228,7 +243,7 @@ impl Serialize for PyJson<'_, '_> {
                 obj.str().map(Bound::into_any)
             }
             .map_err(S::Error::custom)?;
-            return PyJson(&text).serialize(s);
+            return PyJson(&text, depth).serialize(s);
         }
         match &cached.to_builtins {
             Some(to_builtins) => {
@@ -236,7 +251,7 @@ impl Serialize for PyJson<'_, '_> {
                     .bind(py)
                     .call1((obj,))
                     .map_err(S::Error::custom)?;
-                PyJson(&plain).serialize(s)
+                PyJson(&plain, depth).serialize(s)
             }
             None => Err(S::Error::custom(format!(
                 "cannot encode {} as JSON",

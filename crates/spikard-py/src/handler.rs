@@ -19,7 +19,9 @@ use crate::convert::{json_to_py, value_to_py};
 use futures_util::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
-use spikard_core::{BodyData, Error, FieldError, IntoResponse, LocPart, Request, Response};
+use spikard_core::{
+    json, BodyData, Error, FieldError, IntoResponse, LocPart, Malformed, Request, Response,
+};
 use std::sync::Arc;
 
 /// How the body argument is produced.
@@ -27,8 +29,12 @@ pub enum BodyArg {
     /// JSON into dicts, lists, str, int, float, bool, None.
     Json,
     /// JSON through a typed decoder (`msgspec.json.Decoder(type)`), for dataclasses,
-    /// TypedDicts and Structs.
-    Typed(Py<PyAny>),
+    /// TypedDicts and Structs. `nests_freely`: the type holds `Any`, a bare container or
+    /// itself, so a decoded body may nest without bound and its depth is checked.
+    Typed {
+        decoder: Py<PyAny>,
+        nests_freely: bool,
+    },
     /// The raw bytes.
     Bytes,
 }
@@ -170,16 +176,42 @@ impl PyHandler {
                 _ => bytes::Bytes::new(),
             };
             let body = match kind {
-                BodyArg::Json => json_to_py(py, &bytes).map_err(|err| {
-                    Error::BadRequest(format!("the body is not valid JSON: {err}"))
-                })?,
-                BodyArg::Typed(decoder) => decode_typed(py, decoder.bind(py), &bytes)?,
+                BodyArg::Json => {
+                    let body = json_to_py(py, &bytes).map_err(|err| json_error(&bytes, &err))?;
+                    json::check_integers(&bytes)?;
+                    body
+                }
+                BodyArg::Typed {
+                    decoder,
+                    nests_freely,
+                } => {
+                    let body = decode_typed(py, decoder.bind(py), &bytes)?;
+                    json::check_integers(&bytes)?;
+                    if *nests_freely && json::too_deep(&bytes) {
+                        return Err(json::too_deep_error());
+                    }
+                    body
+                }
                 BodyArg::Bytes => PyBytes::new(py, &bytes).into_any(),
             };
             args.insert((*position).min(args.len()), body);
         }
         PyTuple::new(py, args).map_err(|e| internal(py, &self.name, e))
     }
+}
+
+/// Why our own decoder refused a body.
+#[cold]
+fn json_error(bytes: &[u8], err: &serde_json::Error) -> Error {
+    if json::too_deep(bytes) {
+        return json::too_deep_error();
+    }
+    json::number_out_of_range(err).unwrap_or_else(|| {
+        Error::BadRequest(
+            Malformed::Json,
+            format!("the body is not valid JSON: {err}"),
+        )
+    })
 }
 
 /// msgspec decodes into the declared type; its validation errors become 422s naming the
@@ -198,11 +230,18 @@ fn decode_typed<'py>(
                 .name()
                 .map(|n| n.to_str().map(|n| n == "ValidationError").unwrap_or(false))
                 .unwrap_or(false);
-            // A shape error in a document that is not JSON at all is a 400, not a 422.
+            // Too deep, whatever the type says; a shape error in a document that is not
+            // JSON at all is a 400, not a 422.
+            if json::too_deep(bytes) {
+                return json::too_deep_error();
+            }
             let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
             if !is_validation || syntax.is_some() {
                 let why = syntax.map(|e| e.to_string()).unwrap_or(msg);
-                return Error::BadRequest(format!("the body is not valid JSON: {why}"));
+                return Error::BadRequest(
+                    Malformed::Json,
+                    format!("the body is not valid JSON: {why}"),
+                );
             }
             let mut loc = vec![LocPart::Key("body".into())];
             if let Some((text, path)) = msg.rsplit_once(" - at `$") {

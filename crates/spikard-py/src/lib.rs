@@ -6,7 +6,7 @@ mod answer;
 mod app;
 mod blocking;
 mod context;
-mod convert;
+pub mod convert;
 mod handler;
 mod response;
 mod stream;

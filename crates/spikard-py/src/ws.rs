@@ -17,7 +17,7 @@ pub async fn message_loop(handler: Arc<PyHandler>, mut socket: WebSocket) {
     let Ok(ctx) = Python::attach(|py| context::copy(py).map(Bound::unbind)) else {
         return;
     };
-    while let Some(Ok(message)) = socket.recv().await {
+    while let Some(message) = spikard_core::websocket::receive(&mut socket).await {
         if matches!(message, Message::Close(_)) {
             break;
         }

@@ -4,7 +4,7 @@
 use crate::db;
 use crate::types::*;
 use futures_util::StreamExt;
-use spikard_core::response;
+use spikard_core::{response, websocket};
 use spikard_core::{
     sse, App, BodyKind, Error, Event, Message, Param, ParamType, Request, Response, Route, Scalar,
     UploadFile, Value, WebSocket,
@@ -199,7 +199,7 @@ async fn sse_ticks(mut req: Request) -> Answer {
 }
 
 async fn echo(mut socket: WebSocket) {
-    while let Some(Ok(message)) = socket.next().await {
+    while let Some(message) = websocket::receive(&mut socket).await {
         let reply = match message {
             Message::Text(_) | Message::Binary(_) => message,
             Message::Close(_) => break,

@@ -15,11 +15,14 @@ pub enum Flavor {
     Bare,
 }
 
-/// Builds the router of `flavor`, or says which routes of the table it does not serve.
-pub fn router(flavor: Flavor, body_limit: usize) -> Result<axum::Router, String> {
+use spikard_core::BodyRules;
+
+/// Builds the router of `flavor`, or says which routes of the table it does not serve. The
+/// bare ceiling takes the body limit only (axum has no body timeout).
+pub fn router(flavor: Flavor, body: BodyRules) -> Result<axum::Router, String> {
     let (router, endpoints) = match flavor {
         Flavor::Engine => {
-            let app = handlers::app().body_limit(body_limit);
+            let app = handlers::app().body_rules(body);
             let endpoints: Vec<(String, String)> = app
                 .endpoints()
                 .into_iter()
@@ -33,7 +36,7 @@ pub fn router(flavor: Flavor, body_limit: usize) -> Result<axum::Router, String>
                 .into_iter()
                 .map(|(m, p)| (m.to_owned(), p.to_owned()))
                 .collect();
-            let limit = axum::extract::DefaultBodyLimit::max(body_limit);
+            let limit = axum::extract::DefaultBodyLimit::max(body.limit);
             (router.layer(limit), endpoints)
         }
     };

@@ -34,6 +34,12 @@ struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = spikard_core::DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+    /// Seconds a request body may take to arrive once the head is in; slower: 408.
+    #[arg(long, default_value_t = spikard_core::DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    body_timeout: f64,
+    /// Seconds a client may take to send a complete request head; slower: disconnected.
+    #[arg(long, default_value_t = ServerConfig::default().header_read_timeout.as_secs_f64())]
+    header_timeout: f64,
     /// Write the route table (table.json and the sample bodies) to DIR and exit.
     #[arg(long, value_name = "DIR")]
     export_table: Option<std::path::PathBuf>,
@@ -58,7 +64,27 @@ fn main() -> ExitCode {
     } else {
         Flavor::Engine
     };
-    let router = match router(flavor, args.body_limit) {
+    let seconds = |what: &str, s: f64| {
+        std::time::Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("--{what} must be a positive number of seconds, not {s}"))
+    };
+    let (body_timeout, header_timeout) = match (
+        seconds("body-timeout", args.body_timeout),
+        seconds("header-timeout", args.header_timeout),
+    ) {
+        (Ok(body), Ok(header)) => (body, header),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("spikard-rust-workloads: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rules = spikard_core::BodyRules {
+        limit: args.body_limit,
+        timeout: body_timeout,
+    };
+    let router = match router(flavor, rules) {
         Ok(router) => router,
         Err(err) => {
             eprintln!("spikard-rust-workloads: refusing to start: {err}");
@@ -70,6 +96,7 @@ fn main() -> ExitCode {
         port: args.port,
         threads: args.threads,
         threading: args.threading,
+        header_read_timeout: header_timeout,
         ..ServerConfig::default()
     };
     eprintln!(

@@ -27,7 +27,20 @@ impl Drop for Server {
 
 /// Starts the engine server (or the bare one) on 127.0.0.1:0 in this test's runtime.
 pub async fn start_with(flavor: Flavor, body_limit: usize, header_timeout: Duration) -> Server {
-    let router = router(flavor, body_limit).unwrap();
+    let rules = spikard_core::BodyRules {
+        limit: body_limit,
+        timeout: spikard_core::DEFAULT_BODY_TIMEOUT,
+    };
+    start_rules(flavor, rules, header_timeout).await
+}
+
+/// Starts a server with these body rules.
+pub async fn start_rules(
+    flavor: Flavor,
+    rules: spikard_core::BodyRules,
+    header_timeout: Duration,
+) -> Server {
+    let router = router(flavor, rules).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
