@@ -10,7 +10,7 @@ PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>
 # Runs a command with DATABASE_URL set: yours, or a throw-away PostgreSQL (installed if missing).
 WITH_DB := tools/pg.sh run
 
-.PHONY: help setup build test bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling scale json-codecs fmt lint db
+.PHONY: help setup build test fuzz bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling scale json-codecs fmt lint db
 
 help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, pytest, ruff, ..."
@@ -27,6 +27,7 @@ help:
 	@echo "                 server CPU µs per request (BENCH_ARGS narrows it)"
 	@echo "make scale       rust, bare and python at 1, 2, 4, … workers (SCALE_WORKERS=1,2,4,8)"
 	@echo "make json-codecs serde_json, sonic-rs and simd-json on the workload records"
+	@echo "make fuzz        each cargo fuzz target for FUZZ_SECONDS (60) from its corpus in fuzz/corpus"
 	@echo "make fmt | lint  cargo fmt; fmt check and clippy -D warnings"
 
 $(VENV)/.deps: pyproject.toml Makefile
@@ -97,6 +98,20 @@ scale: build oha
 
 json-codecs:
 	$(CARGO) run --release -p spikard-rust-workloads --features json-bench --example json_codecs
+
+# Each cargo fuzz target for FUZZ_SECONDS (libFuzzer, no sanitizer: the engine is safe Rust),
+# starting from and adding to its committed corpus in fuzz/corpus/; stops at the first failure.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := query form path multipart json_to_python
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none -O
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none -O $$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 > target/$$target.log 2>&1 \
+			|| { tail -40 target/$$target.log; echo "fuzz target $$target failed"; exit 1; }; \
+		echo "$$target: $$(grep -E '^Done' target/$$target.log)"; \
+	done
 
 fmt: setup
 	$(CARGO) fmt --all
