@@ -233,6 +233,14 @@ def test_http11_without_host_is_400_and_closed(port: int) -> None:
     assert raw_problem(out)[0] == 200
 
 
+def test_more_than_100_header_fields_is_431(port: int) -> None:
+    fields = lambda n: b"".join(b"X-F%d: %d\r\n" % (i, i) for i in range(n))  # noqa: E731
+    out, _ = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + fields(98) + b"\r\n")
+    assert raw_problem(out)[0] == 200
+    out, _ = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + fields(100) + b"\r\n")
+    assert out.startswith(b"HTTP/1.1 431 "), out[:60]
+
+
 # -- a body that never arrives -----------------------------------------------------------------------
 
 
