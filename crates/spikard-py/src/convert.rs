@@ -17,7 +17,10 @@ use std::fmt;
 /// Python objects looked up once per interpreter.
 pub struct Cached {
     pub uuid_class: Py<PyAny>,
-    pub upload_class: Py<PyAny>,
+    /// `object.__new__` and `uuid.SafeUUID.unknown`: a UUID is built the way
+    /// `uuid.UUID(int=…)` builds it, without running its Python `__init__`.
+    object_new: Py<PyAny>,
+    safe_unknown: Py<PyAny>,
     /// `msgspec.to_builtins`, for values nested in dicts that are dataclasses, Structs and
     /// the like.
     pub to_builtins: Option<Py<PyAny>>,
@@ -29,10 +32,16 @@ static CACHED: PyOnceLock<Cached> = PyOnceLock::new();
 
 pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
     CACHED.get_or_try_init(py, || {
-        let uuid_class = py.import("uuid")?.getattr("UUID")?.unbind();
-        let upload_class = py
-            .import("spikard._upload")?
-            .getattr("UploadFile")?
+        let uuid_module = py.import("uuid")?;
+        let uuid_class = uuid_module.getattr("UUID")?.unbind();
+        let safe_unknown = uuid_module
+            .getattr("SafeUUID")?
+            .getattr("unknown")?
+            .unbind();
+        let object_new = py
+            .import("builtins")?
+            .getattr("object")?
+            .getattr("__new__")?
             .unbind();
         let msgspec = py.import("msgspec").ok();
         let lookup = |path: &[&str]| {
@@ -44,7 +53,8 @@ pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
         };
         Ok(Cached {
             uuid_class,
-            upload_class,
+            object_new,
+            safe_unknown,
             to_builtins: lookup(&["to_builtins"]),
             encode: lookup(&["json", "encode"]),
         })
@@ -59,11 +69,7 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
         Value::Int(i) => i.into_pyobject(py)?.into_any(),
         Value::Float(f) => PyFloat::new(py, f).into_any(),
         Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
-        Value::Uuid(u) => {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("int", u.as_u128())?;
-            cached(py)?.uuid_class.bind(py).call((), Some(&kwargs))?
-        }
+        Value::Uuid(u) => uuid_to_py(py, u)?,
         Value::Date(d) => {
             use chrono::Datelike;
             PyDate::new(py, d.year(), d.month() as u8, d.day() as u8)?.into_any()
@@ -81,10 +87,45 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
     })
 }
 
+/// A `uuid.UUID` with the slots `uuid.UUID(int=…)` sets (`int`, `is_safe`), set directly:
+/// `UUID.__setattr__` refuses every assignment, so the generic setter is used, as
+/// `__init__`'s own `object.__setattr__` does.
+fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, PyAny>> {
+    let cached = cached(py)?;
+    let obj = cached
+        .object_new
+        .bind(py)
+        .call1((cached.uuid_class.bind(py),))?;
+    let int = u.as_u128().into_pyobject(py)?;
+    for (name, value) in [
+        (pyo3::intern!(py, "int"), int.as_any()),
+        (pyo3::intern!(py, "is_safe"), cached.safe_unknown.bind(py)),
+    ] {
+        // SAFETY: three valid, live objects; the call only reads them and reports failure
+        // by its return value with a Python exception set.
+        if unsafe {
+            pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr())
+        } != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    Ok(obj)
+}
+
+/// `spikard.UploadFile`, looked up once per interpreter.
+static UPLOAD_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 fn upload_to_py<'py>(py: Python<'py>, file: UploadFile) -> PyResult<Bound<'py, PyAny>> {
+    let class = UPLOAD_CLASS.get_or_try_init(py, || {
+        PyResult::Ok(
+            py.import("spikard._upload")?
+                .getattr("UploadFile")?
+                .unbind(),
+        )
+    })?;
     let data = PyBytes::new(py, &file.data);
-    cached(py)?
-        .upload_class
+    class
         .bind(py)
         .call1((file.filename, file.content_type, data))
 }
@@ -234,6 +275,18 @@ impl Serialize for PyJson<'_, '_> {
         }
         let py = obj.py();
         let cached = cached(py).map_err(S::Error::custom)?;
+        if obj.get_type().is(cached.uuid_class.bind(py)) {
+            // A plain UUID: its text from its `int`, without a call of `UUID.__str__`.
+            let int: u128 = obj
+                .getattr(pyo3::intern!(py, "int"))
+                .and_then(|i| i.extract())
+                .map_err(S::Error::custom)?;
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let text = uuid::Uuid::from_u128(int)
+                .hyphenated()
+                .encode_lower(&mut text);
+            return s.serialize_str(text);
+        }
         if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false)
             || obj.hasattr("isoformat").unwrap_or(false)
         {
@@ -282,6 +335,29 @@ mod tests {
             assert_eq!(a, b);
             assert!(json_to_py(py, b"{\"a\":").is_err());
             assert!(json_to_py(py, b"[1] 2").is_err());
+        });
+    }
+
+    #[test]
+    fn uuids_are_built_and_encoded_as_the_uuid_module_does() {
+        Python::initialize();
+        Python::attach(|py| {
+            let u = uuid::Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 ^ 0x5a5a);
+            let ours = value_to_py(py, Value::Uuid(u)).unwrap_or_else(|e| panic!("{e}"));
+            let theirs = py
+                .import("uuid")
+                .and_then(|m| m.getattr("UUID"))
+                .and_then(|c| c.call1((u.to_string(),)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(ours.eq(&theirs).unwrap_or(false));
+            assert!(ours.get_type().is(theirs.get_type()));
+            assert_eq!(ours.str().map(|s| s.to_string()).ok(), Some(u.to_string()));
+            let is_safe = |o: &Bound<'_, PyAny>| o.getattr("is_safe").map(|v| v.to_string()).ok();
+            assert_eq!(is_safe(&ours), is_safe(&theirs));
+            assert!(ours.setattr("int", 1).is_err(), "a UUID stays immutable");
+            let list = PyList::new(py, [&ours, &theirs]).unwrap_or_else(|e| panic!("{e}"));
+            let json = py_to_json(&list).unwrap_or_default();
+            assert_eq!(json, format!("[\"{u}\",\"{u}\"]").into_bytes());
         });
     }
 
