@@ -6,7 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDate, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDate, PyDict, PyFloat, PyInt, PyList, PyString, PyTime, PyTuple,
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
@@ -287,33 +287,40 @@ impl Serialize for PyJson<'_, '_> {
                 .encode_lower(&mut text);
             return s.serialize_str(text);
         }
-        if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false)
-            || obj.hasattr("isoformat").unwrap_or(false)
-        {
-            let text = if obj.hasattr("isoformat").unwrap_or(false) {
-                obj.call_method0("isoformat")
-            } else {
-                obj.str().map(Bound::into_any)
-            }
-            .map_err(S::Error::custom)?;
+        // Dates, times and date-times by type check: asking other objects for `isoformat`
+        // would raise (and format) an AttributeError each time.
+        if obj.is_instance_of::<PyDate>() || obj.is_instance_of::<PyTime>() {
+            let text = obj
+                .call_method0(pyo3::intern!(py, "isoformat"))
+                .map_err(S::Error::custom)?;
             return PyJson(&text, depth).serialize(s);
         }
-        match &cached.to_builtins {
-            Some(to_builtins) => {
-                let plain = to_builtins
-                    .bind(py)
-                    .call1((obj,))
-                    .map_err(S::Error::custom)?;
-                PyJson(&plain, depth).serialize(s)
-            }
-            None => Err(S::Error::custom(format!(
-                "cannot encode {} as JSON",
-                obj.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))),
+        if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false) {
+            let text = obj.str().map_err(S::Error::custom)?;
+            return PyJson(text.as_any(), depth).serialize(s);
         }
+        // Structs, dataclasses and the like as plain values; failing that, anything with an
+        // `isoformat` (date types of other libraries).
+        let plain = cached
+            .to_builtins
+            .as_ref()
+            .and_then(|to_builtins| to_builtins.bind(py).call1((obj,)).ok());
+        if let Some(plain) = plain {
+            return PyJson(&plain, depth).serialize(s);
+        }
+        if obj.hasattr(pyo3::intern!(py, "isoformat")).unwrap_or(false) {
+            let text = obj
+                .call_method0(pyo3::intern!(py, "isoformat"))
+                .map_err(S::Error::custom)?;
+            return PyJson(&text, depth).serialize(s);
+        }
+        Err(S::Error::custom(format!(
+            "cannot encode {} as JSON",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )))
     }
 }
 
