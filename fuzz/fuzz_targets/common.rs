@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use spikard_core::error::Source;
+use spikard_core::params::Inputs;
 use spikard_core::{Error, Param, ParamPlan, ParamType, Scalar, Value};
 
 /// A parameter of every kind, read from `source`. Path parameters are single values.
@@ -39,6 +40,15 @@ pub fn check_refusal(err: &Error) {
         .is_some_and(|t| t.starts_with("urn:spikard:problem:")));
     if status == 422 {
         assert!(doc["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    }
+}
+
+/// Runs `plan` on `inputs`: what it accepts holds no NUL, what it refuses is a well-formed
+/// 400 or 422.
+pub fn extract_and_check(plan: &ParamPlan, inputs: Inputs<'_>) {
+    match plan.extract(inputs) {
+        Ok(values) => check_values(plan, &values),
+        Err(err) => check_refusal(&err),
     }
 }
 

@@ -21,8 +21,5 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         form: Some(&form),
     };
-    match PLAN.extract(inputs) {
-        Ok(values) => common::check_values(&PLAN, &values),
-        Err(err) => common::check_refusal(&err),
-    }
+    common::extract_and_check(&PLAN, inputs);
 });
