@@ -55,6 +55,20 @@ pub fn too_deep_error() -> Error {
     )
 }
 
+/// After a failed decode: the 400 for a body nested too deeply or not JSON at all, checked in
+/// that order; `None` when it is JSON within the depth limit (and the failure is its shape).
+#[cold]
+pub fn not_json(bytes: &[u8]) -> Option<Error> {
+    if too_deep(bytes) {
+        return Some(too_deep_error());
+    }
+    let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err()?;
+    Some(Error::BadRequest(
+        Malformed::Json,
+        format!("the body is not valid JSON: {syntax}"),
+    ))
+}
+
 /// The 422 for an integer outside the signed 64-bit range, if `bytes` holds one.
 pub fn check_integers(bytes: &[u8]) -> Result<(), Error> {
     if !has_digit_run(bytes, WIDE_DIGITS) {

@@ -2,7 +2,7 @@
 //! plan order, and the body.
 
 use crate::body::BodyData;
-use crate::error::{from_json_error, Error, Malformed};
+use crate::error::{from_json_error, Error};
 use crate::json;
 use crate::params::{ParamPlan, Value};
 use crate::upload::UploadFile;
@@ -108,15 +108,9 @@ impl Request {
 /// repeated key, which serde's records refuse, keeps its last value), else why it failed.
 #[cold]
 fn json_retry<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    if json::too_deep(bytes) {
-        return Err(json::too_deep_error());
-    }
     // A shape error in a document that is not JSON at all is a 400, not a 422.
-    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(Error::BadRequest(
-            Malformed::Json,
-            format!("the body is not valid JSON: {syntax}"),
-        ));
+    if let Some(refusal) = json::not_json(bytes) {
+        return Err(refusal);
     }
     json::check_integers(bytes)?;
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {

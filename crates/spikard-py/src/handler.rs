@@ -203,15 +203,14 @@ impl PyHandler {
 /// Why our own decoder refused a body.
 #[cold]
 fn json_error(bytes: &[u8], err: &serde_json::Error) -> Error {
-    if json::too_deep(bytes) {
-        return json::too_deep_error();
-    }
-    json::number_out_of_range(err).unwrap_or_else(|| {
-        Error::BadRequest(
-            Malformed::Json,
-            format!("the body is not valid JSON: {err}"),
-        )
-    })
+    json::not_json(bytes)
+        .or_else(|| json::number_out_of_range(err))
+        .unwrap_or_else(|| {
+            Error::BadRequest(
+                Malformed::Json,
+                format!("the body is not valid JSON: {err}"),
+            )
+        })
 }
 
 /// msgspec decodes into the declared type; its validation errors become 422s naming the
@@ -232,15 +231,13 @@ fn decode_typed<'py>(
                 .unwrap_or(false);
             // Too deep, whatever the type says; a shape error in a document that is not
             // JSON at all is a 400, not a 422.
-            if json::too_deep(bytes) {
-                return json::too_deep_error();
+            if let Some(refusal) = json::not_json(bytes) {
+                return refusal;
             }
-            let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
-            if !is_validation || syntax.is_some() {
-                let why = syntax.map(|e| e.to_string()).unwrap_or(msg);
+            if !is_validation {
                 return Error::BadRequest(
                     Malformed::Json,
-                    format!("the body is not valid JSON: {why}"),
+                    format!("the body is not valid JSON: {msg}"),
                 );
             }
             let mut loc = vec![LocPart::Key("body".into())];
