@@ -4,7 +4,6 @@
 use crate::error::{Error, Malformed};
 use crate::params::FormData;
 use crate::upload::UploadFile;
-use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::BodyExt;
@@ -64,11 +63,11 @@ fn is_json(media: &str) -> bool {
 
 /// Reads the whole body, or fails with 413 once it passes the limit, or with 408 when it has
 /// not arrived within the timeout.
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    rules: BodyRules,
-) -> Result<Bytes, Error> {
+pub async fn read_limited<B>(headers: &HeaderMap, body: B, rules: BodyRules) -> Result<Bytes, Error>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     let limit = rules.limit;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -103,13 +102,17 @@ pub async fn read_limited(
 }
 
 /// Reads and decodes the body a route of kind `kind` takes.
-pub async fn read(
+pub async fn read<B>(
     kind: BodyKind,
     files: bool,
     headers: &HeaderMap,
-    body: Body,
+    body: B,
     rules: BodyRules,
-) -> Result<BodyData, Error> {
+) -> Result<BodyData, Error>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     match kind {
         BodyKind::None => Ok(BodyData::None),
         BodyKind::Bytes => Ok(BodyData::Bytes(read_limited(headers, body, rules).await?)),
@@ -206,6 +209,7 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use http::HeaderValue;
 
     fn headers(content_type: &str) -> HeaderMap {

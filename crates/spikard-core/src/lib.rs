@@ -35,7 +35,9 @@ pub use body::{BodyData, BodyKind, BodyRules};
 pub use error::{Error, FieldError, LocPart, Malformed, Source};
 pub use params::{Absent, FormData, Param, ParamPlan, ParamType, Scalar, Value};
 pub use request::{FromValue, Request};
-pub use routing::{App, Handler, Route, RouteError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
+pub use routing::{
+    App, Handler, Route, RouteError, Router, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+};
 pub use server::ServerConfig;
 pub use sse::Event;
 pub use upload::UploadFile;

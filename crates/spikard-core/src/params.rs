@@ -251,9 +251,11 @@ impl ParamPlan {
     pub fn extract(&self, input: Inputs<'_>) -> Result<Vec<Value>, Error> {
         let mut out = Extraction::new(self);
         let mut cursor = 0;
-        for (key, value) in input.path {
+        for (key, raw) in input.path {
             if let Some(i) = self.path_keys.find(key, &mut cursor) {
-                out.read(i, Cow::Borrowed(value));
+                let value =
+                    crate::urlencoded::decode_path(raw).map_err(|why| why.error("the path"))?;
+                out.read(i, value);
             }
         }
         if self.reads_query {
@@ -443,6 +445,7 @@ impl Seen {
 /// The raw sources a plan reads.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
+    /// The path's captures by name, as sent: the plan percent-decodes them.
     pub path: &'a [(&'a str, &'a str)],
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,

@@ -7,9 +7,8 @@ use crate::error::{Error, Malformed, Source};
 use crate::params::{Inputs, Param, ParamPlan, ParamType};
 use crate::request::Request;
 use crate::websocket::WsHandler;
-use axum::extract::{FromRequestParts, RawPathParams, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http::Method;
@@ -207,9 +206,9 @@ impl App {
 
     /// Checks every route and builds the router. Fails on the first route that cannot be
     /// served as declared.
-    pub fn into_router(self) -> Result<axum::Router, RouteError> {
+    pub fn into_router(self) -> Result<Router, RouteError> {
         let body_rules = self.body;
-        let mut by_path: BTreeMap<String, Vec<(Method, MethodRouter)>> = BTreeMap::new();
+        let mut by_path: BTreeMap<String, Vec<(Method, Served)>> = BTreeMap::new();
         for route in self.routes {
             let method = route.method.clone();
             let path = route.path.clone();
@@ -218,73 +217,153 @@ impl App {
                 path: path.clone(),
                 reason,
             };
-            let filter = MethodFilter::try_from(method.clone())
-                .map_err(|_| fail("unsupported method".into()))?;
             let entry = by_path.entry(path.clone()).or_default();
             if entry.iter().any(|(m, _)| *m == method) {
                 return Err(fail("declared twice".into()));
             }
-            let method_router = match route.target {
-                Target::Http(handler) => {
-                    let compiled = Arc::new(
-                        compile(&path, route.params, route.body, handler, body_rules)
-                            .map_err(fail)?,
-                    );
-                    MethodRouter::new().on(filter, move |req: axum::extract::Request| {
-                        let compiled = Arc::clone(&compiled);
-                        async move { compiled.dispatch(req).await }
-                    })
-                }
+            let served = match route.target {
+                Target::Http(handler) => Served::Http(
+                    compile(&path, route.params, route.body, handler, body_rules).map_err(fail)?,
+                ),
                 Target::WebSocket(handler) => {
                     if !route.params.is_empty() {
                         return Err(fail("WebSocket routes take no parameters".into()));
                     }
-                    MethodRouter::new().on(
-                        filter,
-                        move |upgrade: Result<
-                            WebSocketUpgrade,
-                            axum::extract::ws::rejection::WebSocketUpgradeRejection,
-                        >| {
-                            let handler = Arc::clone(&handler);
-                            async move {
-                                match upgrade {
-                                    Ok(upgrade) => upgrade
-                                        .on_upgrade(move |socket| handler.call(socket))
-                                        .into_response(),
-                                    Err(rejection) => Error::BadRequest(
-                                        Malformed::Upgrade,
-                                        format!(
-                                            "this route takes a WebSocket upgrade: {rejection}"
-                                        ),
-                                    )
-                                    .into_response(),
-                                }
-                            }
-                        },
-                    )
+                    Served::WebSocket(handler)
                 }
             };
-            entry.push((method, method_router));
+            entry.push((method, served));
         }
 
-        let mut router = axum::Router::new();
+        let mut paths = matchit::Router::new();
         for (path, methods) in by_path {
             let mut allow: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
             if allow.contains(&"GET") && !allow.contains(&"HEAD") {
                 allow.push("HEAD");
             }
             let allow = allow.join(", ");
-            let mut combined = MethodRouter::new();
-            for (_, method_router) in methods {
-                combined = combined.merge(method_router);
-            }
-            let combined = combined.fallback(move || {
-                let allow = allow.clone();
-                async move { Error::MethodNotAllowed { allow }.into_response() }
-            });
-            router = router.route(&path, combined);
+            let endpoint = Endpoint { methods, allow };
+            paths
+                .insert(path.clone(), endpoint)
+                .map_err(|err| RouteError {
+                    method: Method::GET,
+                    path,
+                    reason: format!("the path cannot be routed: {err}"),
+                })?;
         }
-        Ok(router.fallback(|| async { Error::NotFound.into_response() }))
+        Ok(Router(Arc::new(paths)))
+    }
+}
+
+/// An application ready to serve ([`App::into_router`]): the path table, and per path the
+/// routes by method. Cheap to clone.
+///
+/// A request's path is matched as sent (percent-encoded), and its captures are decoded by the
+/// route's plan. A path no route has is a 404; a method the path does not take is a 405 with
+/// `Allow`; a `GET` route also answers `HEAD` (hyper sends the head without the body).
+#[derive(Clone)]
+pub struct Router(Arc<matchit::Router<Endpoint>>);
+
+struct Endpoint {
+    methods: Vec<(Method, Served)>,
+    allow: String,
+}
+
+enum Served {
+    Http(Compiled),
+    WebSocket(Arc<dyn WsHandler>),
+}
+
+impl Endpoint {
+    fn find(&self, method: &Method) -> Option<&Served> {
+        let found = |m: &Method| self.methods.iter().find(|(have, _)| have == m);
+        found(method)
+            .or_else(|| {
+                (*method == Method::HEAD)
+                    .then(|| found(&Method::GET))
+                    .flatten()
+            })
+            .map(|(_, served)| served)
+    }
+}
+
+impl Router {
+    /// Answers one request.
+    pub fn respond<B>(&self, req: http::Request<B>) -> BoxFuture<'static, Response>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let router = self.clone();
+        Box::pin(async move { router.dispatch(req).await })
+    }
+
+    async fn dispatch<B>(&self, req: http::Request<B>) -> Response
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        // The path's captures borrow the URI, which is put back before the request moves on.
+        let uri = std::mem::take(&mut parts.uri);
+        let Ok(matched) = self.0.at(uri.path()) else {
+            return Error::NotFound.into_response();
+        };
+        let endpoint = matched.value;
+        let served = match endpoint.find(&parts.method) {
+            Some(served) => served,
+            None => {
+                let allow = endpoint.allow.clone();
+                return Error::MethodNotAllowed { allow }.into_response();
+            }
+        };
+        let compiled = match served {
+            Served::Http(compiled) => compiled,
+            Served::WebSocket(handler) => {
+                parts.uri = uri;
+                return upgrade(parts, Arc::clone(handler)).await;
+            }
+        };
+        let mut captures = [("", ""); MAX_INLINE_CAPTURES];
+        let mut spilled = Vec::new();
+        let path: &[(&str, &str)] = if matched.params.len() <= MAX_INLINE_CAPTURES {
+            for (slot, capture) in captures.iter_mut().zip(matched.params.iter()) {
+                *slot = capture;
+            }
+            &captures[..matched.params.len()]
+        } else {
+            spilled.extend(matched.params.iter());
+            &spilled
+        };
+        let prepared = compiled.prepare(&parts.headers, &uri, path, body).await;
+        parts.uri = uri;
+        match prepared {
+            Ok((values, body)) => {
+                let request = Request::new(parts, Arc::clone(&compiled.plan), values, body);
+                let call = AssertUnwindSafe(compiled.handler.call(request)).catch_unwind();
+                match call.await {
+                    Ok(response) => response,
+                    Err(panic) => Error::Internal(panic_message(&*panic)).into_response(),
+                }
+            }
+            Err(err) => err.into_response(),
+        }
+    }
+}
+
+/// Captures of a path held on the stack; a path with more spills to the heap.
+const MAX_INLINE_CAPTURES: usize = 8;
+
+async fn upgrade(mut parts: http::request::Parts, handler: Arc<dyn WsHandler>) -> Response {
+    match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade
+            .on_upgrade(move |socket| handler.call(socket))
+            .into_response(),
+        Err(rejection) => Error::BadRequest(
+            Malformed::Upgrade,
+            format!("this route takes a WebSocket upgrade: {rejection}"),
+        )
+        .into_response(),
     }
 }
 
@@ -292,7 +371,6 @@ impl App {
 struct Compiled {
     plan: Arc<ParamPlan>,
     body: BodyKind,
-    reads_path: bool,
     body_rules: BodyRules,
     handler: Arc<dyn Handler>,
 }
@@ -347,7 +425,6 @@ fn compile(
         }
     }
     Ok(Compiled {
-        reads_path: !captures.is_empty(),
         plan: Arc::new(plan),
         body,
         body_rules,
@@ -356,61 +433,38 @@ fn compile(
 }
 
 impl Compiled {
-    async fn dispatch(&self, req: axum::extract::Request) -> Response {
-        match self.prepare(req).await {
-            Ok(request) => {
-                let call = AssertUnwindSafe(self.handler.call(request)).catch_unwind();
-                match call.await {
-                    Ok(response) => response,
-                    Err(panic) => Error::Internal(panic_message(&*panic)).into_response(),
-                }
-            }
-            Err(err) => err.into_response(),
-        }
-    }
-
-    async fn prepare(&self, req: axum::extract::Request) -> Result<Request, Error> {
-        let (mut parts, body) = req.into_parts();
+    /// Reads the body and runs the plan over the path's captures, the query, the headers
+    /// and the form.
+    async fn prepare<B>(
+        &self,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+        path: &[(&str, &str)],
+        body: B,
+    ) -> Result<(Vec<crate::params::Value>, body::BodyData), Error>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let body = body::read(
             self.body,
             self.plan.reads_files(),
-            &parts.headers,
+            headers,
             body,
             self.body_rules,
         )
         .await?;
-        let raw_path = if self.reads_path {
-            Some(
-                RawPathParams::from_request_parts(&mut parts, &())
-                    .await
-                    .map_err(|_| {
-                        Error::BadRequest(
-                            Malformed::Encoding,
-                            "the path does not decode to UTF-8".into(),
-                        )
-                    })?,
-            )
-        } else {
-            None
-        };
-        let path: Vec<(&str, &str)> = raw_path.iter().flat_map(|p| p.iter()).collect();
-        if path.iter().any(|(_, value)| value.contains('\0')) {
-            return Err(Error::BadRequest(
-                Malformed::NulCharacter,
-                "a path segment holds a NUL character (%00)".into(),
-            ));
-        }
         let form = match &body {
             body::BodyData::Form(form) => Some(form),
             _ => None,
         };
         let values = self.plan.extract(Inputs {
-            path: &path,
-            query: parts.uri.query(),
-            headers: &parts.headers,
+            path,
+            query: uri.query(),
+            headers,
             form,
         })?;
-        Ok(Request::new(parts, Arc::clone(&self.plan), values, body))
+        Ok((values, body))
     }
 }
 

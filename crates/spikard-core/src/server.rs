@@ -7,11 +7,13 @@
 //! the one port, so a connection lives and dies on the thread the kernel handed it to — or
 //! one tokio multi-thread runtime whose workers share one listener and steal work.
 
-use axum::Router;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, Either, FutureExt, Map, Ready};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -168,11 +170,35 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// What [`serve`] answers requests with: the engine's [`Router`](crate::routing::Router),
+/// or an axum router.
+pub trait Respond: Clone + Send + Sync + 'static {
+    fn respond(&self, req: http::Request<Incoming>) -> BoxFuture<'static, Response>;
+}
+
+impl Respond for crate::routing::Router {
+    fn respond(&self, req: http::Request<Incoming>) -> BoxFuture<'static, Response> {
+        crate::routing::Router::respond(self, req)
+    }
+}
+
+impl Respond for axum::Router {
+    fn respond(&self, req: http::Request<Incoming>) -> BoxFuture<'static, Response> {
+        let router = self.clone();
+        Box::pin(async move {
+            match tower::ServiceExt::oneshot(router, req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets open
 /// requests finish (up to `config.shutdown_timeout`) and returns.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl Respond,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -204,7 +230,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(RequireHost(router.clone()));
+        let service = RequireHost(router.clone());
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
@@ -258,29 +284,19 @@ impl AcceptFailures {
     }
 }
 
-/// The router behind a check every HTTP/1.1 request must pass before routing: a `Host`
-/// header (RFC 9112, section 3.2), else a 400 and the connection is closed.
-#[derive(Clone)]
-struct RequireHost(Router);
+/// One connection's service: a check every HTTP/1.1 request must pass before routing, a
+/// `Host` header (RFC 9112, section 3.2), else a 400 and the connection is closed; then the
+/// router.
+struct RequireHost<S>(S);
 
-impl tower::Service<http::Request<hyper::body::Incoming>> for RequireHost {
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<
-        std::future::Ready<Result<Self::Response, Self::Error>>,
-        axum::routing::future::RouteFuture<Self::Error>,
-    >;
+type Answer = Result<Response, Infallible>;
 
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        tower::Service::<http::Request<hyper::body::Incoming>>::poll_ready(&mut self.0, cx)
-    }
+impl<S: Respond> hyper::service::Service<http::Request<Incoming>> for RequireHost<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Answer>, Map<BoxFuture<'static, Response>, fn(Response) -> Answer>>;
 
-    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        use axum::response::IntoResponse;
-        use futures_util::future::Either;
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         if req.version() == http::Version::HTTP_11
             && !req.headers().contains_key(http::header::HOST)
         {
@@ -288,16 +304,16 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for RequireHost {
                 crate::Malformed::MissingHost,
                 "an HTTP/1.1 request must carry a Host header".into(),
             );
-            return Either::Left(std::future::ready(Ok(missing.into_response())));
+            return Either::Left(futures_util::future::ready(Ok(missing.into_response())));
         }
-        Either::Right(self.0.call(req))
+        Either::Right(self.0.respond(req).map(Ok as fn(Response) -> Answer))
     }
 }
 
 /// Serves `router` with the engine's accept loop ([`serve`]) in the shape `config.threading`
 /// asks for, printing the address, until SIGINT/SIGTERM; then every thread finishes its
 /// open requests and `run` returns.
-pub fn run(router: Router, config: &ServerConfig) -> io::Result<()> {
+pub fn run(router: impl Respond, config: &ServerConfig) -> io::Result<()> {
     run_with(config, |listener, stop| {
         serve(listener, router.clone(), config, stop.into_future())
     })

@@ -53,16 +53,32 @@ pub fn pairs(input: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, 
 
 /// Decodes one component: `+` is a space, `%XX` a byte; one pass, one allocation.
 pub fn decode(text: &str) -> Result<Cow<'_, str>, Invalid> {
-    let bytes = text.as_bytes();
-    let Some(first) = memchr::memchr3(b'+', b'%', 0, bytes) else {
+    let first = memchr::memchr3(b'+', b'%', 0, text.as_bytes());
+    decode_from(text, first, true)
+}
+
+/// Decodes one path segment: `%XX` is a byte and `+` stays a `+` (RFC 3986).
+pub fn decode_path(text: &str) -> Result<Cow<'_, str>, Invalid> {
+    let first = memchr::memchr2(b'%', 0, text.as_bytes());
+    decode_from(text, first, false)
+}
+
+/// Decodes `text` from `first`, the first byte that may need it.
+fn decode_from(
+    text: &str,
+    first: Option<usize>,
+    plus_is_space: bool,
+) -> Result<Cow<'_, str>, Invalid> {
+    let Some(first) = first else {
         return Ok(Cow::Borrowed(text));
     };
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&bytes[..first]);
     let mut i = first;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => match (
                 bytes.get(i + 1).and_then(hex),
                 bytes.get(i + 2).and_then(hex),
@@ -134,6 +150,16 @@ mod tests {
         assert_eq!(decode("a%00b"), Err(Invalid::Nul));
         assert_eq!(decode("a\0b"), Err(Invalid::Nul));
         assert!(pairs("x=1&%00=2").any(|pair| pair.is_err()));
+    }
+
+    #[test]
+    fn path_segments_keep_plus() {
+        assert_eq!(decode_path("a+b%20c").as_deref(), Ok("a+b c"));
+        assert!(matches!(decode_path("a+b"), Ok(Cow::Borrowed("a+b"))));
+        assert_eq!(decode_path("%C3%A9"), Ok(Cow::Owned("é".into())));
+        assert_eq!(decode_path("%ff"), Err(Invalid::Utf8));
+        assert_eq!(decode_path("x%00"), Err(Invalid::Nul));
+        assert_eq!(decode_path("x\0"), Err(Invalid::Nul));
     }
 
     #[test]

@@ -405,7 +405,7 @@ impl Hooks {
 /// asyncio loop that the `async def` handlers run on. `ready` gets the bound address (or
 /// why nothing was bound) once the start-up hooks have run.
 fn serve_thread(
-    router: axum::Router,
+    router: spikard_core::Router,
     config: &ServerConfig,
     hooks: Hooks,
     stop: impl Future<Output = ()>,
@@ -466,7 +466,7 @@ impl PyApp {
     }
 
     /// Builds the engine router; a route the engine cannot serve raises `ValueError` naming it.
-    fn router(&self) -> PyResult<axum::Router> {
+    fn router(&self) -> PyResult<spikard_core::Router> {
         let routes = self
             .routes
             .lock()

@@ -15,11 +15,31 @@ pub enum Flavor {
     Bare,
 }
 
+use spikard_core::server::Respond;
 use spikard_core::BodyRules;
+
+/// A router of either flavor.
+#[derive(Clone)]
+pub enum Routes {
+    Engine(spikard_core::Router),
+    Bare(axum::Router),
+}
+
+impl Respond for Routes {
+    fn respond(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> futures_util::future::BoxFuture<'static, axum::response::Response> {
+        match self {
+            Routes::Engine(router) => router.respond(req),
+            Routes::Bare(router) => Respond::respond(router, req),
+        }
+    }
+}
 
 /// Builds the router of `flavor`, or says which routes of the table it does not serve. The
 /// bare ceiling takes the body limit only (axum has no body timeout).
-pub fn router(flavor: Flavor, body: BodyRules) -> Result<axum::Router, String> {
+pub fn router(flavor: Flavor, body: BodyRules) -> Result<Routes, String> {
     let (router, endpoints) = match flavor {
         Flavor::Engine => {
             let app = handlers::app().body_rules(body);
@@ -28,7 +48,8 @@ pub fn router(flavor: Flavor, body: BodyRules) -> Result<axum::Router, String> {
                 .into_iter()
                 .map(|(m, p)| (m.to_string(), p))
                 .collect();
-            (app.into_router().map_err(|e| e.to_string())?, endpoints)
+            let router = app.into_router().map_err(|e| e.to_string())?;
+            (Routes::Engine(router), endpoints)
         }
         Flavor::Bare => {
             let (router, endpoints) = bare::router();
@@ -37,7 +58,7 @@ pub fn router(flavor: Flavor, body: BodyRules) -> Result<axum::Router, String> {
                 .map(|(m, p)| (m.to_owned(), p.to_owned()))
                 .collect();
             let limit = axum::extract::DefaultBodyLimit::max(body.limit);
-            (router.layer(limit), endpoints)
+            (Routes::Bare(router.layer(limit)), endpoints)
         }
     };
     let served: Vec<(&str, &str)> = endpoints

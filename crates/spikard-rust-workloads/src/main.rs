@@ -1,7 +1,7 @@
 use clap::Parser;
 use spikard_core::server::Threading;
 use spikard_core::ServerConfig;
-use spikard_rust_workloads::{router, Flavor};
+use spikard_rust_workloads::{router, Flavor, Routes};
 use std::future::IntoFuture;
 use std::process::ExitCode;
 
@@ -108,10 +108,9 @@ fn main() -> ExitCode {
             "spikard engine"
         }
     );
-    let served = if args.bare {
-        serve_bare(router, &config)
-    } else {
-        spikard_core::server::run(router, &config)
+    let served = match router {
+        Routes::Bare(router) => serve_bare(router, &config),
+        engine => spikard_core::server::run(engine, &config),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
