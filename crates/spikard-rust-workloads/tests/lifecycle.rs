@@ -145,6 +145,82 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 }
 
+/// Seconds until the server closes `conn` (reading and dropping whatever it sends).
+fn closed_after(conn: &mut TcpStream, from: Instant) -> f64 {
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return from.elapsed().as_secs_f64(),
+            Ok(_) => {}
+            Err(err) => panic!("connection not closed by the server: {err}"),
+        }
+    }
+}
+
+fn one_answer(conn: &mut TcpStream, target: &str) -> String {
+    write!(conn, "GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn the_header_timeout_counts_from_the_end_of_the_last_answer() {
+    let server = spawn(&["--header-timeout", "1"]);
+    // A head that never ends, and one that arrives a byte at a time: both cut at 1 to 1.25 s.
+    let start = Instant::now();
+    let mut partial = TcpStream::connect(server.addr).unwrap();
+    partial.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    let mut trickle = TcpStream::connect(server.addr).unwrap();
+    let trickler = std::thread::spawn(move || {
+        let head = b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ".iter();
+        for byte in head.chain(std::iter::repeat(&b'a')) {
+            if trickle.write_all(&[*byte]).is_err() {
+                return start.elapsed().as_secs_f64();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unreachable!()
+    });
+    let partial_closed = closed_after(&mut partial, start);
+    assert!((0.95..1.6).contains(&partial_closed), "{partial_closed}");
+    let trickle_closed = trickler.join().unwrap();
+    assert!((0.95..1.8).contains(&trickle_closed), "{trickle_closed}");
+
+    // A keep-alive connection: each answer starts the clock again.
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    for _ in 0..3 {
+        assert!(one_answer(&mut conn, "/health").contains("200 OK"));
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let idle_from = Instant::now();
+    assert!(one_answer(&mut conn, "/health").contains("200 OK"));
+    let idle_closed = closed_after(&mut conn, idle_from);
+    assert!((0.95..1.6).contains(&idle_closed), "{idle_closed}");
+
+    // An answer that takes longer than the timeout to send is not cut.
+    let mut slow_reader = TcpStream::connect(server.addr).unwrap();
+    write!(slow_reader, "GET /sse/60000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let reading = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    slow_reader.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while reading.elapsed() < Duration::from_millis(2500) {
+        let n = slow_reader.read(&mut buf).unwrap();
+        assert!(n > 0, "stream cut after {:?}", reading.elapsed());
+        got.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = slow_reader.read(&mut buf).unwrap();
+        assert!(n > 0, "stream cut before its end");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\"seq\":59999"), "last event missing");
+}
+
 /// The names of the process's serving threads (`spikard-N`), from /proc, once `expected`
 /// of them have started (or after 5 s).
 fn serving_threads(child: &Child, expected: usize) -> Vec<String> {
