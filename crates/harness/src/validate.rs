@@ -103,6 +103,16 @@ pub fn check_workload(
             if workload.expected == Expected::WebSocketEcho {
                 return check_echo(&addr, &workload.sample.target).await;
             }
+            // A database answer is checked against the tables, so no other request may be
+            // changing them meanwhile: wait for the previous runs' stragglers to finish.
+            let client = match (&workload.expected, database_url) {
+                (Expected::Db { .. }, Some(url)) => {
+                    let client = spikard_workloads::db::connect(url).await?;
+                    spikard_workloads::db::quiet(&client, Duration::from_secs(10)).await?;
+                    Some(client)
+                }
+                _ => None,
+            };
             let sample = &workload.sample;
             let reply = fetch(
                 &addr,
@@ -113,9 +123,8 @@ pub fn check_workload(
             )
             .await?;
             if let Expected::Db { check } = workload.expected {
-                let url = database_url
+                let client = client
                     .ok_or("a database workload needs a database (--database URL|auto)")?;
-                let client = spikard_workloads::db::connect(url).await?;
                 return spikard_workloads::db::verify(
                     check,
                     reply.status,

@@ -18,6 +18,35 @@ pub async fn connect(url: &str) -> Result<Client, String> {
     Ok(client)
 }
 
+/// Waits until no other session of this database is running a statement or holding a
+/// transaction open (a server still finishing the requests of a run that has ended), for at
+/// most `limit`.
+pub async fn quiet(client: &Client, limit: std::time::Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        let busy: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+                 AND state <> 'idle'",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("cannot read pg_stat_activity: {e}"))?
+            .get(0);
+        if busy == 0 {
+            return Ok(());
+        }
+        if start.elapsed() >= limit {
+            return Err(format!(
+                "{busy} other database session(s) still busy after {} s",
+                limit.as_secs()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// One `world` row as the servers answer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
