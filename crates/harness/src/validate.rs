@@ -123,8 +123,8 @@ pub fn check_workload(
             )
             .await?;
             if let Expected::Db { check } = workload.expected {
-                let client = client
-                    .ok_or("a database workload needs a database (--database URL|auto)")?;
+                let client =
+                    client.ok_or("a database workload needs a database (--database URL|auto)")?;
                 return spikard_workloads::db::verify(
                     check,
                     reply.status,

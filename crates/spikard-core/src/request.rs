@@ -59,7 +59,7 @@ impl Request {
     pub fn param<T: FromValue>(&mut self, name: &str) -> Result<T, Error> {
         let params = self.plan.params();
         let index = match params.get(self.next) {
-            Some(param) if param.name == name => self.next,
+            Some(param) if crate::params::same(&param.name, name) => self.next,
             _ => self
                 .plan
                 .index_of(name)

@@ -33,45 +33,76 @@ impl Invalid {
 }
 
 /// Iterates over the `key=value` pairs of `input`, skipping empty segments.
-pub fn pairs(input: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), Invalid>> {
-    // memchr finds the ASCII `&` and `=`, so every cut is a character boundary.
-    let ends = memchr::memchr_iter(b'&', input.as_bytes()).chain(std::iter::once(input.len()));
-    ends.scan(0, move |start, end| {
-        let segment = &input[*start..end];
-        *start = end + 1;
-        Some(segment)
-    })
-    .filter(|segment| !segment.is_empty())
-    .map(|segment| {
-        let (key, value) = match memchr::memchr(b'=', segment.as_bytes()) {
-            Some(eq) => (&segment[..eq], &segment[eq + 1..]),
-            None => (segment, ""),
-        };
-        Ok((decode(key)?, decode(value)?))
-    })
+pub fn pairs(input: &str) -> Pairs<'_> {
+    Pairs { rest: Some(input) }
+}
+
+/// The pairs of a query string or form body ([`pairs`]), decoded one at a time.
+pub struct Pairs<'a> {
+    /// What is left after the last `&` cut; `None` once the end has been handed out.
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Result<(Cow<'a, str>, Cow<'a, str>), Invalid>;
+
+    // Inlined into its loops, the pair it yields stays in registers.
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rest = self.rest?;
+            // The cuts are at ASCII `&` and `=`, so at character boundaries. memchr finds the
+            // next `&`; within a short key or value a plain loop is faster than its set-up.
+            let segment = match memchr::memchr(b'&', rest.as_bytes()) {
+                Some(amp) => {
+                    self.rest = Some(&rest[amp + 1..]);
+                    &rest[..amp]
+                }
+                None => {
+                    self.rest = None;
+                    rest
+                }
+            };
+            if segment.is_empty() {
+                continue;
+            }
+            let (key, value) = match segment.bytes().position(|b| b == b'=') {
+                Some(eq) => (&segment[..eq], &segment[eq + 1..]),
+                None => (segment, ""),
+            };
+            return Some(decode(key).and_then(|key| Ok((key, decode(value)?))));
+        }
+    }
 }
 
 /// Decodes one component: `+` is a space, `%XX` a byte; one pass, one allocation.
+#[inline]
 pub fn decode(text: &str) -> Result<Cow<'_, str>, Invalid> {
-    let first = memchr::memchr3(b'+', b'%', 0, text.as_bytes());
+    let first = text.bytes().position(|b| b == b'+' || b == b'%' || b == 0);
     decode_from(text, first, true)
 }
 
 /// Decodes one path segment: `%XX` is a byte and `+` stays a `+` (RFC 3986).
 pub fn decode_path(text: &str) -> Result<Cow<'_, str>, Invalid> {
-    let first = memchr::memchr2(b'%', 0, text.as_bytes());
+    let first = text.bytes().position(|b| b == b'%' || b == 0);
     decode_from(text, first, false)
 }
 
 /// Decodes `text` from `first`, the first byte that may need it.
+#[inline]
 fn decode_from(
     text: &str,
     first: Option<usize>,
     plus_is_space: bool,
 ) -> Result<Cow<'_, str>, Invalid> {
-    let Some(first) = first else {
-        return Ok(Cow::Borrowed(text));
-    };
+    match first {
+        None => Ok(Cow::Borrowed(text)),
+        Some(first) => decode_escaped(text, first, plus_is_space),
+    }
+}
+
+/// Decodes `text`, which needs it from `first` on.
+fn decode_escaped(text: &str, first: usize, plus_is_space: bool) -> Result<Cow<'_, str>, Invalid> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&bytes[..first]);

@@ -147,7 +147,8 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
 
 /// Seconds until the server closes `conn` (reading and dropping whatever it sends).
 fn closed_after(conn: &mut TcpStream, from: Instant) -> f64 {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match conn.read(&mut buf) {
@@ -205,7 +206,9 @@ fn the_header_timeout_counts_from_the_end_of_the_last_answer() {
     let reading = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
-    slow_reader.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow_reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     while reading.elapsed() < Duration::from_millis(2500) {
         let n = slow_reader.read(&mut buf).unwrap();
         assert!(n > 0, "stream cut after {:?}", reading.elapsed());
