@@ -1,6 +1,6 @@
 //! Routes and the application: declaring routes with their parameter plans, checking them
-//! at registration, and turning them into an axum router whose per-request path matches,
-//! reads the body, executes the plan and calls the handler.
+//! at registration, and turning them into a [`Router`]: one `matchit` path table, looked up
+//! once per request, whose routes read the body, execute the plan and call the handler.
 
 use crate::body::{self, BodyKind, BodyRules};
 use crate::error::{Error, Malformed, Source};
