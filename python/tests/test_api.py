@@ -75,6 +75,8 @@ def make_app() -> Spikard:
             "size": file.size,
             "note": note,
             "head": file.read()[:3].decode(),
+            "exact_type": type(file) is UploadFile and type(file.data) is bytes,
+            "repr": repr(file),
         }
 
     @app.post("/body/dict")
@@ -213,7 +215,18 @@ def test_forms_and_uploads(client: TestClient) -> None:
     assert client.post("/form", data={"name": "n", "tags": ["a", "b"]}).json() == {"name": "n", "tags": ["a", "b"]}
     assert client.post("/form", data={"name": "m"}, files={}).json() == {"name": "m", "tags": []}
     reply = client.post("/upload", files={"file": ("f.txt", b"abcdef", "text/plain")}, data={"note": "hey"})
-    assert reply.json() == {"name": "f.txt", "type": "text/plain", "size": 6, "note": "hey", "head": "abc"}
+    assert reply.json() == {
+        "name": "f.txt",
+        "type": "text/plain",
+        "size": 6,
+        "note": "hey",
+        "head": "abc",
+        "exact_type": True,
+        "repr": "UploadFile(filename='f.txt', content_type='text/plain', size=6)",
+    }
+    reply = client.post("/upload", files={"file": ("g.csv", b"x,y\n1,2\n", "text/csv")})
+    assert reply.json()["repr"] == "UploadFile(filename='g.csv', content_type='text/csv', size=8)"
+    assert reply.json()["head"] == "x,y"
     assert client.post("/upload", data={"note": "x"}).status_code == 415
 
 
