@@ -3,7 +3,7 @@
 
 use crate::answer::body_response;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use spikard_core::{Event, HeaderValue, Response, StatusCode};
 
 /// `Response(content=None, status=200, headers=None, media_type=None)`.
@@ -113,9 +113,11 @@ impl PyEvent {
 impl PyEvent {
     pub fn to_event(&self, py: Python<'_>) -> Event {
         let data = self.data.bind(py);
-        let data = match data.extract::<String>() {
-            Ok(text) => text,
-            Err(_) => crate::convert::py_to_json(data)
+        // A type check, not `extract`: a failed extract builds an exception, per event.
+        let text = data.cast::<PyString>().ok().and_then(|t| t.to_str().ok());
+        let data = match text {
+            Some(text) => text.to_owned(),
+            None => crate::convert::py_to_json(data)
                 .map(|json| String::from_utf8_lossy(&json).into_owned())
                 .unwrap_or_default(),
         };

@@ -13,9 +13,8 @@ use crate::convert::py_to_json;
 use crate::handler::{Mode, PyHandler};
 use crate::response::PyEvent;
 use futures_util::StreamExt;
-use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyIterator, PyString};
 use spikard_core::{sse, Error, Event, IntoResponse, Request, Response};
 use std::sync::Arc;
 
@@ -85,7 +84,12 @@ impl EventSource {
         // `inline`: on the engine thread, where a slow pull is logged.
         let pull = |handler: &PyHandler, source: &Py<PyAny>, ctx: &Py<PyAny>, inline: bool| {
             Python::attach(|py| {
-                let next = || source.bind(py).call_method0(pyo3::intern!(py, "__next__"));
+                // The iterator protocol's C slot: no `__next__` lookup per event, and the
+                // end is a NULL rather than a StopIteration.
+                let next = || match source.bind(py).cast::<PyIterator>() {
+                    Ok(iterator) => iterator.clone().next().transpose(),
+                    Err(err) => Err(PyErr::from(err)),
+                };
                 let pulled = context::run_in(py, ctx.bind(py), || {
                     if inline {
                         handler.slow.time(&handler.name, next)
@@ -95,8 +99,8 @@ impl EventSource {
                 })
                 .and_then(|r| r);
                 match pulled {
-                    Ok(item) => report(py, handler, to_event(py, &item)),
-                    Err(err) if err.is_instance_of::<PyStopIteration>(py) => None,
+                    Ok(Some(item)) => report(py, handler, to_event(py, &item)),
+                    Ok(None) => None,
                     Err(err) => report(py, handler, Err(err)),
                 }
             })
