@@ -221,7 +221,7 @@ fn decode_typed<'py>(
     bytes: &[u8],
 ) -> Result<Bound<'py, PyAny>, Error> {
     decoder
-        .call_method1("decode", (PyBytes::new(py, bytes),))
+        .call_method1(pyo3::intern!(py, "decode"), (PyBytes::new(py, bytes),))
         .map_err(|err| {
             let msg = err.value(py).to_string();
             let is_validation = err
