@@ -57,7 +57,8 @@ class Spikard:
     other request of its worker meanwhile: declare it ``blocking=True`` (per route, or for
     the whole application here) and it runs on a thread pool of at most
     ``thread_pool_size`` threads. A ``def`` handler that holds the engine thread for
-    ``slow_threshold`` seconds or more is logged with its name.
+    ``slow_threshold`` seconds or more is logged with its name (timed on the coarse monotonic
+    clock, to a few milliseconds).
 
     A request body must arrive within ``body_timeout`` seconds once its head is in (a slower
     one is answered 408 and its connection closed) and be at most ``body_limit`` bytes (413).

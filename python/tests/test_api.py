@@ -158,6 +158,13 @@ def make_app() -> Spikard:
         for i in range(n):
             yield {"i": i} if i % 2 else Event(f"line {i}", event="text", id=str(i))
 
+    @app.get("/event-kinds")
+    def event_kinds(n: int):  # noqa: ANN201
+        yield Event({"n": n, "half": n / 2}, event="record")
+        yield Event(f"first {n}\r\nsecond", id=f"id-{n}")
+        yield Event(b"cannot be JSON")
+        yield "never sent"
+
     @app.get("/aevents")
     async def aevents(n: int):  # noqa: ANN201
         for i in range(n):
@@ -290,6 +297,12 @@ def test_event_streams(client: TestClient) -> None:
     assert r.headers["content-type"] == "text/event-stream"
     assert r.text == 'event: text\nid: 0\ndata: line 0\n\ndata: {"i":1}\n\nevent: text\nid: 2\ndata: line 2\n\n'
     assert client.get("/aevents?n=3").text == "data: a0\n\ndata: a1\n\ndata: a2\n\n"
+    # Record data as JSON, multi-line text as several data lines; an event that cannot be
+    # encoded ends the stream (and is logged), after what was already sent.
+    for n in (3, 8):
+        assert client.get(f"/event-kinds?n={n}").text == (
+            f'event: record\ndata: {{"n":{n},"half":{n / 2}}}\n\nid: id-{n}\ndata: first {n}\ndata: second\n\n'
+        )
 
 
 def test_websockets(client: TestClient) -> None:

@@ -31,26 +31,36 @@ impl Event {
 
     /// The event in wire format, ending with the blank line.
     pub fn encode(&self) -> Bytes {
-        let mut out = String::with_capacity(self.data.len() + 32);
-        if let Some(event) = &self.event {
-            push_field(&mut out, "event", event);
-        }
-        if let Some(id) = &self.id {
-            push_field(&mut out, "id", id);
-        }
-        for line in self.data.split('\n') {
-            push_field(&mut out, "data", line.strip_suffix('\r').unwrap_or(line));
-        }
-        out.push('\n');
-        Bytes::from(out)
+        encode(self.event.as_deref(), self.id.as_deref(), &self.data)
     }
+}
+
+/// An event in wire format, ending with the blank line, from borrowed parts (multi-line data
+/// as several `data:` lines).
+pub fn encode(event: Option<&str>, id: Option<&str>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 32);
+    if let Some(event) = event {
+        push_field(&mut out, "event", event);
+    }
+    if let Some(id) = id {
+        push_field(&mut out, "id", id);
+    }
+    for line in data.split('\n') {
+        push_field(&mut out, "data", line.strip_suffix('\r').unwrap_or(line));
+    }
+    out.push('\n');
+    Bytes::from(out)
 }
 
 fn push_field(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str(": ");
     // A field value cannot hold a line break; the data is split by lines before this.
-    out.extend(value.chars().filter(|c| *c != '\n' && *c != '\r'));
+    if value.bytes().any(|b| b == b'\n' || b == b'\r') {
+        out.extend(value.chars().filter(|c| *c != '\n' && *c != '\r'));
+    } else {
+        out.push_str(value);
+    }
     out.push('\n');
 }
 
@@ -59,7 +69,15 @@ pub fn sse<S>(events: S) -> Response
 where
     S: Stream<Item = Event> + Send + 'static,
 {
-    let body = Body::from_stream(events.map(|event| Ok::<_, Infallible>(event.encode())));
+    encoded(events.map(|event| event.encode()))
+}
+
+/// A `text/event-stream` answer of events already in wire format (see [`encode`]).
+pub fn encoded<S>(events: S) -> Response
+where
+    S: Stream<Item = Bytes> + Send + 'static,
+{
+    let body = Body::from_stream(events.map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -80,5 +98,7 @@ mod tests {
         assert_eq!(&event.encode()[..], b"event: tick\ndata: {\"seq\":1}\n\n");
         let multi = Event::data("a\nb");
         assert_eq!(&multi.encode()[..], b"data: a\ndata: b\n\n");
+        let crlf = encode(Some("n\rame"), Some("7"), "x\r\ny\r");
+        assert_eq!(&crlf[..], b"event: name\nid: 7\ndata: x\ndata: y\n\n");
     }
 }

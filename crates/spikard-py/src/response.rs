@@ -2,9 +2,11 @@
 //! and content type, or the fields of a server-sent event.
 
 use crate::answer::body_response;
+use bytes::Bytes;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use spikard_core::{Event, HeaderValue, Response, StatusCode};
+use spikard_core::{sse, HeaderValue, Response, StatusCode};
 
 /// `Response(content=None, status=200, headers=None, media_type=None)`.
 #[pyclass(name = "Response", module = "spikard", frozen)]
@@ -111,20 +113,27 @@ impl PyEvent {
 }
 
 impl PyEvent {
-    pub fn to_event(&self, py: Python<'_>) -> Event {
-        let data = self.data.bind(py);
-        // A type check, not `extract`: a failed extract builds an exception, per event.
-        let text = data.cast::<PyString>().ok().and_then(|t| t.to_str().ok());
-        let data = match text {
-            Some(text) => text.to_owned(),
-            None => crate::convert::py_to_json(data)
-                .map(|json| String::from_utf8_lossy(&json).into_owned())
-                .unwrap_or_default(),
-        };
-        Event {
-            event: self.event.clone(),
-            id: self.id.clone(),
-            data,
-        }
+    /// The event in wire format: text data as it is, anything else as JSON.
+    pub fn encode(&self, py: Python<'_>) -> PyResult<Bytes> {
+        encode_event(
+            self.data.bind(py),
+            self.event.as_deref(),
+            self.id.as_deref(),
+        )
     }
+}
+
+/// An event's wire format from its parts, without copying the text on the way: a type check
+/// rather than `extract` for text (a failed extract builds an exception, per event).
+pub fn encode_event(
+    data: &Bound<'_, PyAny>,
+    event: Option<&str>,
+    id: Option<&str>,
+) -> PyResult<Bytes> {
+    if let Ok(text) = data.cast::<PyString>() {
+        return Ok(sse::encode(event, id, text.to_str()?));
+    }
+    let json = crate::convert::py_to_json(data)?;
+    let text = String::from_utf8(json).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(sse::encode(event, id, &text))
 }

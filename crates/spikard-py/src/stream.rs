@@ -9,13 +9,13 @@
 use crate::aio::{self, task_result, Spawned};
 use crate::answer::internal;
 use crate::context;
-use crate::convert::py_to_json;
 use crate::handler::{Mode, PyHandler};
-use crate::response::PyEvent;
+use crate::response::{encode_event, PyEvent};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyIterator, PyString};
-use spikard_core::{sse, Error, Event, IntoResponse, Request, Response};
+use pyo3::types::PyIterator;
+use spikard_core::{sse, Error, IntoResponse, Request, Response};
 use std::sync::Arc;
 
 /// Calls the handler for its generator and answers with the event stream.
@@ -47,7 +47,7 @@ pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
         let event = source.next().await?;
         Some((event, source))
     });
-    sse::sse(events.boxed())
+    sse::encoded(events.boxed())
 }
 
 /// A running generator and the context it runs in.
@@ -61,8 +61,9 @@ struct EventSource {
     finished: bool,
 }
 
-/// The next item of a stream: an event, or `None` at its end (or on a failure, logged).
-type Item = Option<Event>;
+/// The next item of a stream: an event in wire format, or `None` at its end (or on a
+/// failure, logged).
+type Item = Option<Bytes>;
 
 impl EventSource {
     async fn next(&mut self) -> Item {
@@ -99,7 +100,7 @@ impl EventSource {
                 })
                 .and_then(|r| r);
                 match pulled {
-                    Ok(Some(item)) => report(py, handler, to_event(py, &item)),
+                    Ok(Some(item)) => report(py, handler, to_event(&item)),
                     Ok(None) => None,
                     Err(err) => report(py, handler, Err(err)),
                 }
@@ -149,7 +150,7 @@ impl EventSource {
     fn item(&self, py: Python<'_>, result: PyResult<Bound<'_, PyAny>>) -> Item {
         match result {
             Ok(item) if aio::is_end(py, &item).unwrap_or(false) => None,
-            Ok(item) => report(py, &self.handler, to_event(py, &item)),
+            Ok(item) => report(py, &self.handler, to_event(&item)),
             Err(err) => report(py, &self.handler, Err(err)),
         }
     }
@@ -186,7 +187,7 @@ impl Drop for EventSource {
 }
 
 /// A failure mid-stream is logged and ends the stream.
-fn report(py: Python<'_>, handler: &PyHandler, event: PyResult<Event>) -> Item {
+fn report(py: Python<'_>, handler: &PyHandler, event: PyResult<Bytes>) -> Item {
     match event {
         Ok(event) => Some(event),
         Err(err) => {
@@ -196,13 +197,9 @@ fn report(py: Python<'_>, handler: &PyHandler, event: PyResult<Event>) -> Item {
     }
 }
 
-fn to_event(py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<Event> {
+fn to_event(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(custom) = item.cast::<PyEvent>() {
-        return Ok(custom.borrow().to_event(py));
+        return custom.borrow().encode(item.py());
     }
-    let data = match item.cast_exact::<PyString>() {
-        Ok(text) => text.to_str()?.to_owned(),
-        Err(_) => String::from_utf8(py_to_json(item)?).unwrap_or_default(),
-    };
-    Ok(Event::data(data))
+    encode_event(item, None, None)
 }
