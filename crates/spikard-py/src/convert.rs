@@ -9,8 +9,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDate, PyDict, PyFloat, PyInt, PyList, PyString, PyTime, PyTuple,
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Error as _, SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use spikard_core::{UploadFile, Value};
 use std::fmt;
 
@@ -21,10 +20,7 @@ pub struct Cached {
     /// `uuid.UUID(int=…)` builds it, without running its Python `__init__`.
     object_new: Py<PyAny>,
     safe_unknown: Py<PyAny>,
-    /// `msgspec.to_builtins`, for values nested in dicts that are dataclasses, Structs and
-    /// the like.
-    pub to_builtins: Option<Py<PyAny>>,
-    /// `msgspec.json.encode`, for answers that are dataclasses, Structs and the like.
+    /// `msgspec.json.encode`, for answers that are (or hold) dataclasses, Structs and the like.
     pub encode: Option<Py<PyAny>>,
 }
 
@@ -55,7 +51,6 @@ pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
             uuid_class,
             object_new,
             safe_unknown,
-            to_builtins: lookup(&["to_builtins"]),
             encode: lookup(&["json", "encode"]),
         })
     })
@@ -200,128 +195,186 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
 
 /// Encodes a Python answer as JSON bytes: dicts, lists, tuples, str, int, float, bool, None;
 /// UUIDs, dates and date-times as strings; anything else (dataclasses, msgspec Structs)
-/// through `msgspec.to_builtins`.
+/// through `msgspec.json.encode`, as a record answered on its own is.
 ///
 /// Values nested deeper than [`MAX_ANSWER_DEPTH`] are refused (an error, not a stack overflow).
 pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    serde_json::to_writer(&mut out, &PyJson(obj, 0))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    write_json(&mut out, obj, 0)?;
     Ok(out)
 }
 
 /// The deepest nesting of lists, tuples and dicts an answer may have.
 pub const MAX_ANSWER_DEPTH: usize = 1000;
 
-/// A Python value and how deep in the answer it is.
-struct PyJson<'a, 'py>(&'a Bound<'py, PyAny>, usize);
-
-impl Serialize for PyJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let obj = self.0;
-        let depth = self.1 + 1;
-        if depth > MAX_ANSWER_DEPTH {
-            return Err(S::Error::custom(format!(
-                "the answer nests lists and dicts deeper than {MAX_ANSWER_DEPTH} levels"
-            )));
-        }
-        if let Ok(text) = obj.cast_exact::<PyString>() {
-            return s.serialize_str(text.to_str().map_err(S::Error::custom)?);
-        }
-        if let Ok(dict) = obj.cast::<PyDict>() {
-            let mut map = s.serialize_map(Some(dict.len()))?;
-            for (key, value) in dict.iter() {
-                let key = key
-                    .cast_into::<PyString>()
-                    .map_err(|_| S::Error::custom("JSON object keys must be strings"))?;
-                map.serialize_entry(
-                    key.to_str().map_err(S::Error::custom)?,
-                    &PyJson(&value, depth),
-                )?;
-            }
-            return map.end();
-        }
-        if let Ok(list) = obj.cast::<PyList>() {
-            let mut seq = s.serialize_seq(Some(list.len()))?;
-            for item in list.iter() {
-                seq.serialize_element(&PyJson(&item, depth))?;
-            }
-            return seq.end();
-        }
-        if obj.is_none() {
-            return s.serialize_unit();
-        }
-        if let Ok(b) = obj.cast_exact::<PyBool>() {
-            return s.serialize_bool(b.is_true());
-        }
-        if let Ok(i) = obj.cast::<PyInt>() {
-            return match i.extract::<i64>() {
-                Ok(v) => s.serialize_i64(v),
-                Err(_) => s.serialize_u64(i.extract::<u64>().map_err(S::Error::custom)?),
-            };
-        }
-        if let Ok(f) = obj.cast::<PyFloat>() {
-            return s.serialize_f64(f.value());
-        }
-        if let Ok(tuple) = obj.cast::<PyTuple>() {
-            let mut seq = s.serialize_seq(Some(tuple.len()))?;
-            for item in tuple.iter() {
-                seq.serialize_element(&PyJson(&item, depth))?;
-            }
-            return seq.end();
-        }
-        if obj.cast::<PyBytes>().is_ok() || obj.cast::<PyByteArray>().is_ok() {
-            return Err(S::Error::custom("bytes cannot be encoded as JSON"));
-        }
-        let py = obj.py();
-        let cached = cached(py).map_err(S::Error::custom)?;
-        if obj.get_type().is(cached.uuid_class.bind(py)) {
-            // A plain UUID: its text from its `int`, without a call of `UUID.__str__`.
-            let int: u128 = obj
-                .getattr(pyo3::intern!(py, "int"))
-                .and_then(|i| i.extract())
-                .map_err(S::Error::custom)?;
-            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let text = uuid::Uuid::from_u128(int)
-                .hyphenated()
-                .encode_lower(&mut text);
-            return s.serialize_str(text);
-        }
-        // Dates, times and date-times by type check: asking other objects for `isoformat`
-        // would raise (and format) an AttributeError each time.
-        if obj.is_instance_of::<PyDate>() || obj.is_instance_of::<PyTime>() {
-            let text = obj
-                .call_method0(pyo3::intern!(py, "isoformat"))
-                .map_err(S::Error::custom)?;
-            return PyJson(&text, depth).serialize(s);
-        }
-        if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false) {
-            let text = obj.str().map_err(S::Error::custom)?;
-            return PyJson(text.as_any(), depth).serialize(s);
-        }
-        // Structs, dataclasses and the like as plain values; failing that, anything with an
-        // `isoformat` (date types of other libraries).
-        let plain = cached
-            .to_builtins
-            .as_ref()
-            .and_then(|to_builtins| to_builtins.bind(py).call1((obj,)).ok());
-        if let Some(plain) = plain {
-            return PyJson(&plain, depth).serialize(s);
-        }
-        if obj.hasattr(pyo3::intern!(py, "isoformat")).unwrap_or(false) {
-            let text = obj
-                .call_method0(pyo3::intern!(py, "isoformat"))
-                .map_err(S::Error::custom)?;
-            return PyJson(&text, depth).serialize(s);
-        }
-        Err(S::Error::custom(format!(
-            "cannot encode {} as JSON",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        )))
+fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+    let depth = depth + 1;
+    if depth > MAX_ANSWER_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "the answer nests lists and dicts deeper than {MAX_ANSWER_DEPTH} levels"
+        )));
     }
+    if let Ok(text) = obj.cast_exact::<PyString>() {
+        write_str(out, text.to_str()?);
+        return Ok(());
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        out.push(b'{');
+        for (i, (key, value)) in dict.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let key = key
+                .cast_into::<PyString>()
+                .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
+            write_str(out, key.to_str()?);
+            out.push(b':');
+            write_json(out, &value, depth)?;
+        }
+        out.push(b'}');
+        return Ok(());
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        return write_items(out, list.iter(), depth);
+    }
+    if obj.is_none() {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+        return Ok(());
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(v) => write_number(out, v),
+            Err(_) => write_number(out, i.extract::<u64>()?),
+        };
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        // Not finite: `null`, as serde_json and msgspec write it.
+        return write_number(out, f.value());
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return write_items(out, tuple.iter(), depth);
+    }
+    if obj.cast::<PyBytes>().is_ok() || obj.cast::<PyByteArray>().is_ok() {
+        return Err(PyValueError::new_err("bytes cannot be encoded as JSON"));
+    }
+    let py = obj.py();
+    let cached = cached(py)?;
+    if obj.get_type().is(cached.uuid_class.bind(py)) {
+        // A plain UUID: its text from its `int`, without a call of `UUID.__str__`.
+        let int: u128 = obj.getattr(pyo3::intern!(py, "int"))?.extract()?;
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::from_u128(int)
+            .hyphenated()
+            .encode_lower(&mut text);
+        write_str(out, text);
+        return Ok(());
+    }
+    // Dates, times and date-times by type check: asking other objects for `isoformat`
+    // would raise (and format) an AttributeError each time.
+    if obj.is_instance_of::<PyDate>() || obj.is_instance_of::<PyTime>() {
+        let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
+        return write_json(out, &text, depth);
+    }
+    if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false) {
+        return write_json(out, obj.str()?.as_any(), depth);
+    }
+    // Structs, dataclasses and the like: msgspec writes them in C in one call, and its bytes
+    // go into the answer as they are; failing that, anything with an `isoformat` (date types
+    // of other libraries).
+    let encoded = cached
+        .encode
+        .as_ref()
+        .and_then(|encode| encode.bind(py).call1((obj,)).ok());
+    if let Some(bytes) = encoded.as_ref().and_then(|e| e.cast::<PyBytes>().ok()) {
+        out.extend_from_slice(bytes.as_bytes());
+        return Ok(());
+    }
+    if obj.hasattr(pyo3::intern!(py, "isoformat")).unwrap_or(false) {
+        let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
+        return write_json(out, &text, depth);
+    }
+    Err(PyValueError::new_err(format!(
+        "cannot encode {} as JSON",
+        obj.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    )))
+}
+
+fn write_items<'py>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    depth: usize,
+) -> PyResult<()> {
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, &item, depth)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// A number as serde_json writes it (shortest round-trip floats; `null` when not finite).
+fn write_number<N: Serialize>(out: &mut Vec<u8>, n: N) -> PyResult<()> {
+    serde_json::to_writer(out, &n).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// What a byte of a JSON string becomes: 0 itself, `u` a `\u00XX` escape, else the letter
+/// after the backslash (serde_json's table).
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// A JSON string: runs of plain bytes copied whole, `"`, `\\` and control characters escaped.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = ESCAPE[b as usize];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if escape == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -365,6 +418,32 @@ mod tests {
             let list = PyList::new(py, [&ours, &theirs]).unwrap_or_else(|e| panic!("{e}"));
             let json = py_to_json(&list).unwrap_or_default();
             assert_eq!(json, format!("[\"{u}\",\"{u}\"]").into_bytes());
+        });
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut text: String = (0u8..0x80).map(char::from).collect();
+            text.push_str("é😀\u{2028}\"\\end");
+            let ours = py_to_json(PyString::new(py, &text).as_any()).unwrap_or_default();
+            assert_eq!(ours, serde_json::to_vec(&text).unwrap_or_default());
+            let nested = py
+                .eval(
+                    c"{'a': [1, -2, 2**64 - 1, 0.1, float('nan'), True, None, ('x',)], 'b': {}}",
+                    None,
+                    None,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                py_to_json(&nested).unwrap_or_default(),
+                br#"{"a":[1,-2,18446744073709551615,0.1,null,true,null,["x"]],"b":{}}"#
+            );
+            let huge = py
+                .eval(c"[2**64]", None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(py_to_json(&huge).is_err());
         });
     }
 
