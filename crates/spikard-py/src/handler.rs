@@ -100,7 +100,7 @@ impl PyHandler {
         let called = context::copy(py).and_then(|ctx| {
             context::run_in(py, &ctx, || {
                 self.slow
-                    .time(&self.name, || self.func.bind(py).call1(args))
+                    .time(&self.name, || call(self.func.bind(py), &args))
             })
         });
         answer(py, &self.name, called.and_then(|r| r))
@@ -109,6 +109,7 @@ impl PyHandler {
     async fn call_blocking(self: Arc<Self>, pool: &'static Pool, mut req: Request) -> Response {
         let prepared = Python::attach(|py| -> Result<(Py<PyTuple>, Py<PyAny>), Error> {
             let args = self.args(py, &mut req)?;
+            let args = PyTuple::new(py, args).map_err(|e| internal(py, &self.name, e))?;
             let ctx = context::copy(py).map_err(|e| internal(py, &self.name, e))?;
             Ok((args.unbind(), ctx.unbind()))
         });
@@ -139,11 +140,8 @@ impl PyHandler {
                 Ok(args) => args,
                 Err(err) => return Ok(err.into_response()),
             };
-            let spawned = self
-                .func
-                .bind(py)
-                .call1(args)
-                .and_then(|coro| lp.spawn(py, &coro, None));
+            let spawned =
+                call(self.func.bind(py), &args).and_then(|coro| lp.spawn(py, &coro, None));
             match spawned {
                 Ok(Spawned::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
                 Ok(Spawned::Pending(_, rx)) => Err(rx),
@@ -164,7 +162,7 @@ impl PyHandler {
         &self,
         py: Python<'py>,
         req: &mut Request,
-    ) -> Result<Bound<'py, PyTuple>, Error> {
+    ) -> Result<Vec<Bound<'py, PyAny>>, Error> {
         let values = req.take_values();
         let mut args = Vec::with_capacity(values.len() + 1);
         for value in values {
@@ -196,7 +194,40 @@ impl PyHandler {
             };
             args.insert((*position).min(args.len()), body);
         }
-        PyTuple::new(py, args).map_err(|e| internal(py, &self.name, e))
+        Ok(args)
+    }
+}
+
+/// Calls `func` with `args` through the vectorcall protocol: the arguments are handed over as
+/// an array on the stack, no tuple is built and torn down per call.
+pub fn call<'py>(
+    func: &Bound<'py, PyAny>,
+    args: &[Bound<'py, PyAny>],
+) -> PyResult<Bound<'py, PyAny>> {
+    const ON_STACK: usize = 24;
+    let mut stack = [std::ptr::null_mut(); ON_STACK + 1];
+    let mut heap = Vec::new();
+    let slots: &mut [*mut pyo3::ffi::PyObject] = if args.len() <= ON_STACK {
+        &mut stack[..=args.len()]
+    } else {
+        heap.resize(args.len() + 1, std::ptr::null_mut());
+        &mut heap
+    };
+    for (slot, arg) in slots[1..].iter_mut().zip(args) {
+        *slot = arg.as_ptr();
+    }
+    // SAFETY: `slots[1..]` holds `args.len()` borrowed, live objects (kept alive by `args`
+    // for the call); slot 0 is scratch space the callee may use, as
+    // PY_VECTORCALL_ARGUMENTS_OFFSET allows. The result is a new reference or NULL with an
+    // exception set; the GIL is held (`func.py()`).
+    unsafe {
+        let result = pyo3::ffi::PyObject_Vectorcall(
+            func.as_ptr(),
+            slots.as_ptr().add(1),
+            args.len() | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(func.py(), result)
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::aio::{self, task_result, Spawned};
 use crate::answer::internal;
 use crate::context;
-use crate::handler::{Mode, PyHandler};
+use crate::handler::{call, Mode, PyHandler};
 use crate::response::{encode_event, PyEvent};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -24,7 +24,7 @@ pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
         let args = handler.args(py, &mut req)?;
         let fail = |err: PyErr| internal(py, &handler.name, err);
         let ctx = context::copy(py).map_err(fail)?;
-        let source = context::run_in(py, &ctx, || handler.func.bind(py).call1(args))
+        let source = context::run_in(py, &ctx, || call(handler.func.bind(py), &args))
             .and_then(|r| r)
             .map_err(fail)?;
         let is_async = source
