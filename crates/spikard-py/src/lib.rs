@@ -14,6 +14,13 @@ mod ws;
 
 use pyo3::prelude::*;
 
+// The engine's own allocations (request heads, parameter values, answer bodies, events,
+// futures) come from mimalloc's thread-local pages, as in the Rust workload server; Python
+// objects keep Python's allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<app::PyApp>()?;
