@@ -38,30 +38,37 @@ impl Event {
 /// An event in wire format, ending with the blank line, from borrowed parts (multi-line data
 /// as several `data:` lines).
 pub fn encode(event: Option<&str>, id: Option<&str>, data: &str) -> Bytes {
-    let mut out = String::with_capacity(data.len() + 32);
-    if let Some(event) = event {
-        push_field(&mut out, "event", event);
-    }
-    if let Some(id) = id {
-        push_field(&mut out, "id", id);
-    }
+    let mut out = Vec::with_capacity(data.len() + 32);
+    write_head(&mut out, event, id);
     for line in data.split('\n') {
         push_field(&mut out, "data", line.strip_suffix('\r').unwrap_or(line));
     }
-    out.push('\n');
+    out.push(b'\n');
     Bytes::from(out)
 }
 
-fn push_field(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
-    out.push_str(": ");
-    // A field value cannot hold a line break; the data is split by lines before this.
-    if value.bytes().any(|b| b == b'\n' || b == b'\r') {
-        out.extend(value.chars().filter(|c| *c != '\n' && *c != '\r'));
-    } else {
-        out.push_str(value);
+/// An event's `event:` and `id:` lines, for an encoder that writes its data itself: then
+/// `data: `, one line of data holding no line break, and `\n\n`.
+pub fn write_head(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>) {
+    if let Some(event) = event {
+        push_field(out, "event", event);
     }
-    out.push('\n');
+    if let Some(id) = id {
+        push_field(out, "id", id);
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    // A field value cannot hold a line break; the data is split by lines before this.
+    let value = value.as_bytes();
+    if value.iter().any(|b| *b == b'\n' || *b == b'\r') {
+        out.extend(value.iter().filter(|b| **b != b'\n' && **b != b'\r'));
+    } else {
+        out.extend_from_slice(value);
+    }
+    out.push(b'\n');
 }
 
 /// A `text/event-stream` answer that sends every event of `events`, then ends.

@@ -207,7 +207,8 @@ pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 /// The deepest nesting of lists, tuples and dicts an answer may have.
 pub const MAX_ANSWER_DEPTH: usize = 1000;
 
-fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+/// Appends `obj` as JSON to `out` (see [`py_to_json`]); `depth`: how deep `obj` sits.
+pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
     let depth = depth + 1;
     if depth > MAX_ANSWER_DEPTH {
         return Err(PyValueError::new_err(format!(

@@ -3,7 +3,6 @@
 
 use crate::answer::body_response;
 use bytes::Bytes;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use spikard_core::{sse, HeaderValue, Response, StatusCode};
@@ -92,17 +91,18 @@ impl PyResponse {
 #[pyclass(name = "Event", module = "spikard", frozen)]
 pub struct PyEvent {
     data: Py<PyAny>,
+    /// The handler's own str objects: nothing is copied until the event is written.
     #[pyo3(get)]
-    event: Option<String>,
+    event: Option<Py<PyString>>,
     #[pyo3(get)]
-    id: Option<String>,
+    id: Option<Py<PyString>>,
 }
 
 #[pymethods]
 impl PyEvent {
     #[new]
     #[pyo3(signature = (data, event=None, id=None))]
-    fn new(data: Py<PyAny>, event: Option<String>, id: Option<String>) -> Self {
+    fn new(data: Py<PyAny>, event: Option<Py<PyString>>, id: Option<Py<PyString>>) -> Self {
         PyEvent { data, event, id }
     }
 
@@ -115,16 +115,17 @@ impl PyEvent {
 impl PyEvent {
     /// The event in wire format: text data as it is, anything else as JSON.
     pub fn encode(&self, py: Python<'_>) -> PyResult<Bytes> {
-        encode_event(
-            self.data.bind(py),
-            self.event.as_deref(),
-            self.id.as_deref(),
-        )
+        let (event, id) = (self.event.as_ref(), self.id.as_ref());
+        let (event, id) = (event.map(|e| e.bind(py)), id.map(|i| i.bind(py)));
+        let event = event.as_ref().map(|e| e.to_str()).transpose()?;
+        let id = id.as_ref().map(|i| i.to_str()).transpose()?;
+        encode_event(self.data.bind(py), event, id)
     }
 }
 
 /// An event's wire format from its parts, without copying the text on the way: a type check
-/// rather than `extract` for text (a failed extract builds an exception, per event).
+/// rather than `extract` for text (a failed extract builds an exception, per event); other
+/// data is written as JSON straight after the event's head (compact JSON holds no line break).
 pub fn encode_event(
     data: &Bound<'_, PyAny>,
     event: Option<&str>,
@@ -133,7 +134,10 @@ pub fn encode_event(
     if let Ok(text) = data.cast::<PyString>() {
         return Ok(sse::encode(event, id, text.to_str()?));
     }
-    let json = crate::convert::py_to_json(data)?;
-    let text = String::from_utf8(json).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(sse::encode(event, id, &text))
+    let mut out = Vec::with_capacity(128);
+    sse::write_head(&mut out, event, id);
+    out.extend_from_slice(b"data: ");
+    crate::convert::write_json(&mut out, data, 0)?;
+    out.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(out))
 }
