@@ -9,6 +9,10 @@ httpx, aiohttp and asyncpg work, and no loop is touched from another thread.
 
 A new request's task is created and its first step run on the spot (as Python 3.12's eager
 tasks do), so a handler that never suspends is answered without waking anything else.
+
+``call_soon`` and the ready queue are the extension's (``_spikard.CallSoon`` and
+``_spikard.drain``): the handles they queue and run behave as :class:`asyncio.Handle`, without
+a Python frame per callback. In debug mode asyncio's own ``call_soon`` and its checks apply.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from asyncio import selector_events
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from ._spikard import CallSoon, drain
+
 #: Returned by :meth:`EngineLoop.iterate` when the loop waits only on I/O.
 IDLE = -1.0
 
-#: Loop iterations one :meth:`EngineLoop.iterate` may run while callbacks keep coming.
-_BATCH = 16
+#: Callbacks one :meth:`EngineLoop.iterate` may run while callbacks keep queueing others,
+#: before the engine serves its connections again.
+_BUDGET = 64
 
 #: What :func:`next_item` returns after a stream's last item.
 END = object()
@@ -67,8 +74,29 @@ class EngineLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._engine_selector = _Selector()
         super().__init__(self._engine_selector)
-        #: Tasks that suspended: the loop itself keeps only weak references to tasks.
+        #: Tasks that suspended, held until done (the engine adds them, and its done callback
+        #: discards them): the loop itself keeps only weak references to tasks.
         self._pending: set[asyncio.Task[Any]] = set()
+        self._call_soon_native: CallSoon | None = CallSoon(self, self._ready)
+        self._use_native_call_soon()
+
+    def _use_native_call_soon(self) -> None:
+        """The extension's ``call_soon`` as this instance's, unless in debug mode or closed."""
+        native = getattr(self, "_call_soon_native", None)
+        if native is not None and not self.get_debug() and not self.is_closed():
+            self.call_soon = native  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("call_soon", None)
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        self._use_native_call_soon()
+
+    def close(self) -> None:
+        # Also ends the reference cycle loop -> CallSoon -> loop.
+        self._call_soon_native = None
+        self._use_native_call_soon()
+        super().close()
 
     def start(self, coro: Any, context: contextvars.Context | None) -> tuple[asyncio.Task[Any], bool]:
         """Creates the task of ``coro`` (in ``context``, or a copy of the current one) and runs
@@ -80,13 +108,6 @@ class EngineLoop(asyncio.SelectorEventLoop):
         # Task() scheduled its first step last: run it here instead of in a loop iteration.
         self._ready.pop()._run()
         return task, bool(self._ready) or len(self._scheduled) != timers
-
-    def watch(self, task: asyncio.Task[Any], done: Callable[[asyncio.Task[Any]], None]) -> None:
-        """Holds a suspended ``task`` until it is done (the loop itself keeps only weak
-        references to tasks), then calls ``done`` with it."""
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        task.add_done_callback(done)
 
     def _make_socket_transport(  # type: ignore[override]
         self,
@@ -139,12 +160,11 @@ class EngineLoop(asyncio.SelectorEventLoop):
         :data:`IDLE` when only I/O can wake it."""
         if poll:
             self._engine_selector.poll_next = True
-        # Callbacks that schedule callbacks (a task resumed by a future it awaited) run in
-        # the same call, up to a bound that keeps the engine's own connections served.
-        for _ in range(_BATCH):
-            self._run_once()
-            if not self._ready:
-                break
+        self._run_once()
+        # Callbacks that queue callbacks (a task resumed by a future it awaited) run in the
+        # same call, up to a bound that keeps the engine's own connections served.
+        if self._ready:
+            drain(self._ready, _BUDGET)
         if self._ready:
             return 0.0
         if self._scheduled:

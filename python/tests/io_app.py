@@ -123,6 +123,64 @@ async def actx(n: int) -> dict:
     return {"seen": seen, "n": n, "still": request_id.get()}
 
 
+@app.get("/callbacks/{n}")
+async def callbacks(n: int) -> dict:
+    """``loop.call_soon`` as asyncio documents it: callbacks run in order with their
+    arguments, a cancelled one never runs, each runs in its context, and one that raises goes
+    to the loop's exception handler while the rest still run."""
+    loop = asyncio.get_running_loop()
+    ran: list[Any] = []
+    errors: list[Any] = []
+
+    def on_error(_: asyncio.AbstractEventLoop, details: dict[str, Any]) -> None:
+        exc = details["exception"]
+        errors.append([type(exc).__name__, str(exc), details["message"].startswith("Exception in callback")])
+
+    def fail() -> None:
+        raise ValueError(f"callback {n} failed")
+
+    marked = contextvars.copy_context()
+    marked.run(request_id.set, n)
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(on_error)
+    try:
+        done = loop.create_future()
+        kept = loop.call_soon(ran.append, ["first", n])
+        dropped = loop.call_soon(ran.append, ["dropped", n])
+        dropped.cancel()
+        loop.call_soon(lambda: ran.append(["context", request_id.get()]), context=marked)
+        loop.call_soon(fail)
+        loop.call_soon(lambda *numbers: ran.append(["args", sum(numbers)]), *range(n))
+        loop.call_soon(done.set_result, None)
+        await done
+    finally:
+        loop.set_exception_handler(previous)
+    return {
+        "ran": ran,
+        "errors": errors,
+        "cancelled": [kept.cancelled(), dropped.cancelled()],
+        "own_context": request_id.get(),
+    }
+
+
+@app.get("/callbacks-debug")
+async def callbacks_debug() -> dict:
+    """In debug mode asyncio's own ``call_soon`` and its checks apply (a coroutine function is
+    refused); after it, callbacks run as before."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    try:
+        loop.call_soon(actx, 1)
+        refused = None
+    except TypeError as exc:
+        refused = str(exc)
+    finally:
+        loop.set_debug(False)
+    done = loop.create_future()
+    loop.call_soon(done.set_result, "after")
+    return {"refused": refused, "after": await done}
+
+
 @app.get("/stream")
 async def stream() -> AsyncIterator[dict]:
     cleanups["started"] += 1

@@ -118,6 +118,22 @@ def test_every_request_has_its_own_context(io_server: Server) -> None:
         assert get_json(io_server.port, f"/actx/{n}") == {"seen": None, "n": n, "still": n}
 
 
+@pytest.mark.parametrize("n", [2, 9])
+def test_loop_callbacks_behave_as_asyncio_documents(io_server: Server, n: int) -> None:
+    assert get_json(io_server.port, f"/callbacks/{n}") == {
+        "ran": [["first", n], ["context", n], ["args", n * (n - 1) // 2]],
+        "errors": [["ValueError", f"callback {n} failed", True]],
+        "cancelled": [False, True],
+        "own_context": None,
+    }
+
+
+def test_loop_debug_mode_uses_asyncio_call_soon(io_server: Server) -> None:
+    answer = get_json(io_server.port, "/callbacks-debug")
+    assert answer["after"] == "after"
+    assert answer["refused"] and "coroutine" in answer["refused"], answer
+
+
 def test_async_stream_cleanup_awaits_on_disconnect(io_server: Server) -> None:
     before = get_json(io_server.port, "/cleanups")
     streams = 20

@@ -54,6 +54,9 @@ const IDLE: f64 = -1.0;
 /// One thread's asyncio loop and what its driver waits on.
 pub struct EngineLoop {
     obj: Py<PyAny>,
+    /// The loop's `_pending` set: suspended tasks, held until done (the loop itself keeps
+    /// only weak references to tasks).
+    pending: Py<PyAny>,
     fd: RawFd,
     wake: Notify,
     stopping: AtomicBool,
@@ -81,8 +84,10 @@ impl EngineLoop {
     pub fn new(py: Python<'_>) -> PyResult<Arc<EngineLoop>> {
         let obj = names(py)?.engine_loop.bind(py).call0()?;
         let fd: RawFd = obj.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
+        let pending = obj.getattr("_pending")?.unbind();
         Ok(Arc::new(EngineLoop {
             obj: obj.unbind(),
+            pending,
             fd,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -160,13 +165,16 @@ impl EngineLoop {
             return Ok(Spawned::Done(task));
         }
         let (tx, rx) = oneshot::channel();
+        let pending = self.pending.bind(py);
         let completion = Py::new(
             py,
             Completion {
                 tx: Mutex::new(Some(tx)),
+                pending: pending.clone().unbind(),
             },
         )?;
-        lp.call_method1(pyo3::intern!(py, "watch"), (&task, completion))?;
+        pending.call_method1(pyo3::intern!(py, "add"), (&task,))?;
+        task.call_method1(pyo3::intern!(py, "add_done_callback"), (completion,))?;
         Ok(Spawned::Pending(task.unbind(), rx))
     }
 
@@ -265,17 +273,23 @@ async fn drive(lp: Arc<EngineLoop>, fd: AsyncFd<RawFd>) {
     }
 }
 
-/// Receives the finished asyncio task of a suspended handler.
+/// Receives the finished asyncio task of a suspended handler (its one done callback), and
+/// lets go of it in the loop's pending set.
 #[pyclass(module = "spikard._spikard")]
 pub struct Completion {
     tx: Mutex<Option<oneshot::Sender<Py<PyAny>>>>,
+    pending: Py<PyAny>,
 }
 
 #[pymethods]
 impl Completion {
-    fn __call__(&self, task: Py<PyAny>) {
+    fn __call__(&self, py: Python<'_>, task: Py<PyAny>) -> PyResult<()> {
+        self.pending
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "discard"), (task.bind(py),))?;
         if let Some(tx) = self.tx.lock().ok().and_then(|mut tx| tx.take()) {
             let _ = tx.send(task);
         }
+        Ok(())
     }
 }

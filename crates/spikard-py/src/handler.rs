@@ -204,27 +204,37 @@ pub fn call<'py>(
     func: &Bound<'py, PyAny>,
     args: &[Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyAny>> {
+    call_raw(func, args.iter().map(|a| a.as_ptr()))
+}
+
+/// [`call`] with the arguments as raw object pointers, which the caller keeps alive for the
+/// duration of the call.
+pub fn call_raw<'py>(
+    func: &Bound<'py, PyAny>,
+    args: impl ExactSizeIterator<Item = *mut pyo3::ffi::PyObject>,
+) -> PyResult<Bound<'py, PyAny>> {
     const ON_STACK: usize = 24;
+    let n = args.len();
     let mut stack = [std::ptr::null_mut(); ON_STACK + 1];
     let mut heap = Vec::new();
-    let slots: &mut [*mut pyo3::ffi::PyObject] = if args.len() <= ON_STACK {
-        &mut stack[..=args.len()]
+    let slots: &mut [*mut pyo3::ffi::PyObject] = if n <= ON_STACK {
+        &mut stack[..=n]
     } else {
-        heap.resize(args.len() + 1, std::ptr::null_mut());
+        heap.resize(n + 1, std::ptr::null_mut());
         &mut heap
     };
     for (slot, arg) in slots[1..].iter_mut().zip(args) {
-        *slot = arg.as_ptr();
+        *slot = arg;
     }
-    // SAFETY: `slots[1..]` holds `args.len()` borrowed, live objects (kept alive by `args`
-    // for the call); slot 0 is scratch space the callee may use, as
+    // SAFETY: `slots[1..]` holds `n` borrowed, live objects (the caller keeps them alive for
+    // the call); slot 0 is scratch space the callee may use, as
     // PY_VECTORCALL_ARGUMENTS_OFFSET allows. The result is a new reference or NULL with an
     // exception set; the GIL is held (`func.py()`).
     unsafe {
         let result = pyo3::ffi::PyObject_Vectorcall(
             func.as_ptr(),
             slots.as_ptr().add(1),
-            args.len() | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            n | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
             std::ptr::null_mut(),
         );
         Bound::from_owned_ptr_or_err(func.py(), result)

@@ -9,6 +9,7 @@ mod context;
 pub mod convert;
 mod handler;
 mod response;
+mod soon;
 mod stream;
 mod ws;
 
@@ -28,5 +29,8 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<response::PyResponse>()?;
     module.add_class::<response::PyEvent>()?;
     module.add_class::<aio::Completion>()?;
+    module.add_class::<soon::Handle>()?;
+    module.add_class::<soon::CallSoon>()?;
+    module.add_function(wrap_pyfunction!(soon::drain, module)?)?;
     Ok(())
 }
