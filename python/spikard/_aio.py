@@ -12,13 +12,14 @@ tasks do), so a handler that never suspends is answered without waking anything 
 
 ``call_soon`` and the ready queue are the extension's (``_spikard.CallSoon`` and
 ``_spikard.drain``): the handles they queue and run behave as :class:`asyncio.Handle`, without
-a Python frame per callback. In debug mode asyncio's own ``call_soon`` and its checks apply.
+a Python frame per callback; ``create_future`` and ``create_task`` call the classes directly.
+In debug mode asyncio's own methods and their checks apply.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import functools
 import inspect
 import selectors
 import threading
@@ -30,6 +31,9 @@ from ._spikard import CallSoon, drain
 
 #: Returned by :meth:`EngineLoop.iterate` when the loop waits only on I/O.
 IDLE = -1.0
+
+#: Loop methods an engine loop replaces (:meth:`EngineLoop._use_fast_paths`).
+_FAST_PATHS = ("call_soon", "create_future", "create_task")
 
 #: Callbacks one :meth:`EngineLoop.iterate` may run while callbacks keep queueing others,
 #: before the engine serves its connections again.
@@ -77,37 +81,42 @@ class EngineLoop(asyncio.SelectorEventLoop):
         #: Tasks that suspended, held until done (the engine adds them, and its done callback
         #: discards them): the loop itself keeps only weak references to tasks.
         self._pending: set[asyncio.Task[Any]] = set()
-        self._call_soon_native: CallSoon | None = CallSoon(self, self._ready)
-        self._use_native_call_soon()
+        #: The loop methods this instance replaces with equivalents that run no Python frame
+        #: of their own (see :meth:`_use_fast_paths`).
+        self._fast_paths: dict[str, Callable[..., Any]] | None = {
+            "call_soon": CallSoon(self, self._ready),
+            "create_future": functools.partial(asyncio.Future, loop=self),
+            "create_task": functools.partial(asyncio.Task, loop=self),
+        }
+        self._use_fast_paths()
 
-    def _use_native_call_soon(self) -> None:
-        """The extension's ``call_soon`` as this instance's, unless in debug mode or closed."""
-        native = getattr(self, "_call_soon_native", None)
-        if native is not None and not self.get_debug() and not self.is_closed():
-            self.call_soon = native  # type: ignore[method-assign]
-        else:
-            self.__dict__.pop("call_soon", None)
+    def _use_fast_paths(self) -> None:
+        """Installs the fast ``call_soon`` (the extension's), ``create_future`` and
+        ``create_task`` (the classes themselves) as this instance's attributes, or removes
+        them: asyncio's own methods apply in debug mode (their checks), once closed (their
+        error), and ``create_task`` with a task factory."""
+        fast = getattr(self, "_fast_paths", None)
+        if self.get_debug() or self.is_closed():
+            fast = None
+        for name in _FAST_PATHS:
+            if fast is not None and (name != "create_task" or self.get_task_factory() is None):
+                self.__dict__[name] = fast[name]
+            else:
+                self.__dict__.pop(name, None)
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
-        self._use_native_call_soon()
+        self._use_fast_paths()
+
+    def set_task_factory(self, factory: Any) -> None:
+        super().set_task_factory(factory)
+        self._use_fast_paths()
 
     def close(self) -> None:
-        # Also ends the reference cycle loop -> CallSoon -> loop.
-        self._call_soon_native = None
-        self._use_native_call_soon()
+        # Also ends the reference cycles loop -> fast path -> loop.
+        self._fast_paths = None
+        self._use_fast_paths()
         super().close()
-
-    def start(self, coro: Any, context: contextvars.Context | None) -> tuple[asyncio.Task[Any], bool]:
-        """Creates the task of ``coro`` (in ``context``, or a copy of the current one) and runs
-        its first step now, inside the task, as Python 3.12's eager tasks do. Returns the task
-        and whether the loop has work the engine must come back for (callbacks or timers the
-        step scheduled)."""
-        timers = len(self._scheduled)
-        task = asyncio.Task(coro, loop=self, context=context)
-        # Task() scheduled its first step last: run it here instead of in a loop iteration.
-        self._ready.pop()._run()
-        return task, bool(self._ready) or len(self._scheduled) != timers
 
     def _make_socket_transport(  # type: ignore[override]
         self,

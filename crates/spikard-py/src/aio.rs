@@ -24,6 +24,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
+use crate::soon;
+use pyo3::types::PyDict;
+
 /// `spikard._aio` and `asyncio` objects, looked up once.
 struct Names {
     engine_loop: Py<PyAny>,
@@ -31,6 +34,8 @@ struct Names {
     close_stream: Py<PyAny>,
     next_item: Py<PyAny>,
     end: Py<PyAny>,
+    /// `asyncio.Task`.
+    task: Py<PyAny>,
 }
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
@@ -44,6 +49,7 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
             close_stream: aio.getattr("close_stream")?.unbind(),
             next_item: aio.getattr("next_item")?.unbind(),
             end: aio.getattr("END")?.unbind(),
+            task: py.import("asyncio")?.getattr("Task")?.unbind(),
         })
     })
 }
@@ -57,6 +63,8 @@ pub struct EngineLoop {
     /// The loop's `_pending` set: suspended tasks, held until done (the loop itself keeps
     /// only weak references to tasks).
     pending: Py<PyAny>,
+    /// The loop's ready queue (`_ready`, a deque).
+    ready: Py<PyAny>,
     fd: RawFd,
     wake: Notify,
     stopping: AtomicBool,
@@ -85,9 +93,11 @@ impl EngineLoop {
         let obj = names(py)?.engine_loop.bind(py).call0()?;
         let fd: RawFd = obj.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
         let pending = obj.getattr("_pending")?.unbind();
+        let ready = obj.getattr("_ready")?.unbind();
         Ok(Arc::new(EngineLoop {
             obj: obj.unbind(),
             pending,
+            ready,
             fd,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -145,7 +155,7 @@ impl EngineLoop {
     }
 
     /// Creates an asyncio Task of `coro` (in `context`, or a copy of the current context)
-    /// and runs its first step now.
+    /// and runs its first step now, inside the task, as Python 3.12's eager tasks do.
     pub fn spawn<'py>(
         &self,
         py: Python<'py>,
@@ -153,9 +163,18 @@ impl EngineLoop {
         context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Spawned<'py>> {
         let lp = self.obj.bind(py);
-        let (task, wake): (Bound<'py, PyAny>, bool) = lp
-            .call_method1(pyo3::intern!(py, "start"), (coro, context))?
-            .extract()?;
+        let ready = self.ready.bind(py);
+        let timers = || -> PyResult<usize> { lp.getattr(pyo3::intern!(py, "_scheduled"))?.len() };
+        let before = timers()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "loop"), lp)?;
+        kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+        let task = names(py)?.task.bind(py).call((coro,), Some(&kwargs))?;
+        // Task() queued its first step last: run it here instead of in a loop iteration.
+        let first = ready.call_method0(pyo3::intern!(py, "pop"))?;
+        soon::run_any(&first)?;
+        // Callbacks or timers the step queued: the driver recomputes what it waits for.
+        let wake = ready.len()? != 0 || timers()? != before;
         let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
         if wake {
             // New callbacks or timers: the driver recomputes what it waits for.

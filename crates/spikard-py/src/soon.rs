@@ -205,11 +205,20 @@ pub fn drain(ready: &Bound<'_, PyAny>, budget: usize) -> PyResult<()> {
             break;
         }
         let item = call_raw(&popleft, std::iter::empty())?;
-        if let Ok(handle) = item.cast::<Handle>() {
-            run(handle)?;
-        } else if !item.getattr(pyo3::intern!(py, "_cancelled"))?.is_truthy()? {
-            item.call_method0(pyo3::intern!(py, "_run"))?;
-        }
+        run_any(&item)?;
     }
     Ok(())
+}
+
+/// Runs a handle from the ready queue unless it was cancelled: a [`Handle`] here, asyncio's
+/// own through its `_run`.
+pub fn run_any(item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = item.py();
+    if let Ok(handle) = item.cast::<Handle>() {
+        run(handle)
+    } else if !item.getattr(pyo3::intern!(py, "_cancelled"))?.is_truthy()? {
+        item.call_method0(pyo3::intern!(py, "_run")).map(drop)
+    } else {
+        Ok(())
+    }
 }
