@@ -168,17 +168,20 @@ async def callbacks_debug() -> dict:
     """In debug mode asyncio's own ``call_soon`` and its checks apply (a coroutine function is
     refused); after it, callbacks run as before."""
     loop = asyncio.get_running_loop()
+    debug = [loop.get_debug()]
     loop.set_debug(True)
     try:
+        debug.append(loop.get_debug())
         loop.call_soon(actx, 1)
         refused = None
     except TypeError as exc:
         refused = str(exc)
     finally:
         loop.set_debug(False)
+    debug.append(loop.get_debug())
     done = loop.create_future()
     loop.call_soon(done.set_result, "after")
-    return {"refused": refused, "after": await done}
+    return {"refused": refused, "after": await done, "debug": debug}
 
 
 @app.get("/stream")

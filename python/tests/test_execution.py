@@ -131,6 +131,7 @@ def test_loop_callbacks_behave_as_asyncio_documents(io_server: Server, n: int) -
 def test_loop_debug_mode_uses_asyncio_call_soon(io_server: Server) -> None:
     answer = get_json(io_server.port, "/callbacks-debug")
     assert answer["after"] == "after"
+    assert answer["debug"] == [False, True, False]
     assert answer["refused"] and "coroutine" in answer["refused"], answer
 
 
