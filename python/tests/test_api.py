@@ -158,6 +158,13 @@ def make_app() -> Spikard:
         for i in range(n):
             yield {"i": i} if i % 2 else Event(f"line {i}", event="text", id=str(i))
 
+    @app.get("/events-then-fail")
+    def events_then_fail(n: int):  # noqa: ANN201
+        for i in range(n):
+            yield Event({"i": i, "pad": "x" * (i % 7) * 300}, id=str(i))
+        yield Event(b"cannot be JSON")
+        yield "never sent"
+
     @app.get("/event-kinds")
     def event_kinds(n: int):  # noqa: ANN201
         yield Event({"n": n, "half": n / 2}, event="record")
@@ -303,6 +310,18 @@ def test_event_streams(client: TestClient) -> None:
         assert client.get(f"/event-kinds?n={n}").text == (
             f'event: record\ndata: {{"n":{n},"half":{n / 2}}}\n\nid: id-{n}\ndata: first {n}\ndata: second\n\n'
         )
+
+
+def test_event_streams_in_order_until_a_failure(client: TestClient) -> None:
+    # Many events, some large: every one arrives, in order, and a failing event ends the
+    # stream after all those before it.
+    for n in (5, 41):
+        r = client.get(f"/events-then-fail?n={n}")
+        events = [e for e in r.text.split("\n\n") if e]
+        assert [e.split("\n")[0] for e in events] == [f"id: {i}" for i in range(n)]
+        assert [json.loads(e.split("\n")[1].removeprefix("data: "))["pad"] for e in events] == [
+            "x" * (i % 7) * 300 for i in range(n)
+        ]
 
 
 def test_websockets(client: TestClient) -> None:

@@ -159,3 +159,9 @@ def test_sse_counts(server: int) -> None:
         text = reply.body.decode()
         assert text.count("event: tick\n") == count
         assert text.endswith(f'data: {{"seq":{count - 1}}}\n\n')
+        seqs = [
+            int(line.removeprefix('data: {"seq":').removesuffix("}"))
+            for line in text.split("\n")
+            if line.startswith("data")
+        ]
+        assert seqs == list(range(count))

@@ -39,12 +39,17 @@ impl Event {
 /// as several `data:` lines).
 pub fn encode(event: Option<&str>, id: Option<&str>, data: &str) -> Bytes {
     let mut out = Vec::with_capacity(data.len() + 32);
-    write_head(&mut out, event, id);
+    write(&mut out, event, id, data);
+    Bytes::from(out)
+}
+
+/// [`encode`], at the end of `out` (several events can share one buffer).
+pub fn write(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>, data: &str) {
+    write_head(out, event, id);
     for line in data.split('\n') {
-        push_field(&mut out, "data", line.strip_suffix('\r').unwrap_or(line));
+        push_field(out, "data", line.strip_suffix('\r').unwrap_or(line));
     }
     out.push(b'\n');
-    Bytes::from(out)
 }
 
 /// An event's `event:` and `id:` lines, for an encoder that writes its data itself: then

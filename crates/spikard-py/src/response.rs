@@ -2,7 +2,6 @@
 //! and content type, or the fields of a server-sent event.
 
 use crate::answer::body_response;
-use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use spikard_core::{sse, HeaderValue, Response, StatusCode};
@@ -113,31 +112,34 @@ impl PyEvent {
 }
 
 impl PyEvent {
-    /// The event in wire format: text data as it is, anything else as JSON.
-    pub fn encode(&self, py: Python<'_>) -> PyResult<Bytes> {
+    /// The event in wire format at the end of `out`: text data as it is, anything else as
+    /// JSON.
+    pub fn write(&self, py: Python<'_>, out: &mut Vec<u8>) -> PyResult<()> {
         let (event, id) = (self.event.as_ref(), self.id.as_ref());
         let (event, id) = (event.map(|e| e.bind(py)), id.map(|i| i.bind(py)));
         let event = event.as_ref().map(|e| e.to_str()).transpose()?;
         let id = id.as_ref().map(|i| i.to_str()).transpose()?;
-        encode_event(self.data.bind(py), event, id)
+        write_event(out, self.data.bind(py), event, id)
     }
 }
 
-/// An event's wire format from its parts, without copying the text on the way: a type check
-/// rather than `extract` for text (a failed extract builds an exception, per event); other
-/// data is written as JSON straight after the event's head (compact JSON holds no line break).
-pub fn encode_event(
+/// An event's wire format from its parts, at the end of `out`, without copying the text on
+/// the way: a type check rather than `extract` for text (a failed extract builds an
+/// exception, per event); other data is written as JSON straight after the event's head
+/// (compact JSON holds no line break). On an error `out` may hold part of the event.
+pub fn write_event(
+    out: &mut Vec<u8>,
     data: &Bound<'_, PyAny>,
     event: Option<&str>,
     id: Option<&str>,
-) -> PyResult<Bytes> {
+) -> PyResult<()> {
     if let Ok(text) = data.cast::<PyString>() {
-        return Ok(sse::encode(event, id, text.to_str()?));
+        sse::write(out, event, id, text.to_str()?);
+        return Ok(());
     }
-    let mut out = Vec::with_capacity(128);
-    sse::write_head(&mut out, event, id);
+    sse::write_head(out, event, id);
     out.extend_from_slice(b"data: ");
-    crate::convert::write_json(&mut out, data, 0)?;
+    crate::convert::write_json(out, data, 0)?;
     out.extend_from_slice(b"\n\n");
-    Ok(Bytes::from(out))
+    Ok(())
 }

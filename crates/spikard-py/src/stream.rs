@@ -10,13 +10,14 @@ use crate::aio::{self, task_result, Spawned};
 use crate::answer::internal;
 use crate::context;
 use crate::handler::{call, Mode, PyHandler};
-use crate::response::{encode_event, PyEvent};
+use crate::response::{write_event, PyEvent};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 use spikard_core::{sse, Error, IntoResponse, Request, Response};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Calls the handler for its generator and answers with the event stream.
 pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
@@ -61,67 +62,120 @@ struct EventSource {
     finished: bool,
 }
 
-/// The next item of a stream: an event in wire format, or `None` at its end (or on a
-/// failure, logged).
+/// The next item of a stream: one or more events in wire format, or `None` at its end (or on
+/// a failure, logged).
 type Item = Option<Bytes>;
+
+/// A generator pulled inline gives its events in batches: one pull after another while they
+/// come fast, in one hold of the interpreter and one chunk of the answer, up to any of these
+/// bounds. hyper keeps asking for the next chunk until its write buffer is full anyway, so
+/// the client sees no event later than before, give or take one batch's time.
+const BATCH_EVENTS: usize = 16;
+const BATCH_BYTES: usize = 16 * 1024;
+const BATCH_TIME: Duration = Duration::from_micros(100);
 
 impl EventSource {
     async fn next(&mut self) -> Item {
         if self.finished {
             return None;
         }
-        let item = if self.is_async {
-            self.next_async().await
+        let (item, ended) = if self.is_async {
+            let item = self.next_async().await;
+            let ended = item.is_none();
+            (item, ended)
+        } else if matches!(self.handler.mode, Mode::Blocking(_)) {
+            let item = self.next_blocking().await;
+            let ended = item.is_none();
+            (item, ended)
         } else {
-            self.next_sync().await
+            self.next_inline()
         };
-        if item.is_none() {
+        if ended {
             self.finished = true;
         }
         item
     }
 
-    async fn next_sync(&mut self) -> Item {
-        // `inline`: on the engine thread, where a slow pull is logged.
-        let pull = |handler: &PyHandler, source: &Py<PyAny>, ctx: &Py<PyAny>, inline: bool| {
-            Python::attach(|py| {
-                // The iterator protocol's C slot: no `__next__` lookup per event, and the
-                // end is a NULL rather than a StopIteration.
-                let next = || match source.bind(py).cast::<PyIterator>() {
-                    Ok(iterator) => iterator.clone().next().transpose(),
-                    Err(err) => Err(PyErr::from(err)),
-                };
-                let pulled = context::run_in(py, ctx.bind(py), || {
-                    if inline {
-                        handler.slow.time(&handler.name, next)
-                    } else {
-                        next()
+    /// A batch of events from a generator pulled on the engine thread (where a slow pull is
+    /// logged), and whether the stream ended with it.
+    fn next_inline(&mut self) -> (Item, bool) {
+        let handler = &self.handler;
+        Python::attach(|py| {
+            let mut out = Vec::new();
+            let mut ended = false;
+            let started = Instant::now();
+            let pulled = context::run_in(py, self.ctx.bind(py), || {
+                for _ in 0..BATCH_EVENTS {
+                    let next = || next_of(py, &self.source);
+                    let failed = match handler.slow.time(&handler.name, next) {
+                        Ok(Some(item)) => {
+                            let mark = out.len();
+                            let written = write_item(&mut out, &item);
+                            if written.is_err() {
+                                out.truncate(mark);
+                            }
+                            written.err()
+                        }
+                        Ok(None) => {
+                            ended = true;
+                            break;
+                        }
+                        Err(err) => Some(err),
+                    };
+                    if let Some(err) = failed {
+                        let _: Error = internal(py, &handler.name, err);
+                        ended = true;
+                        break;
                     }
-                })
-                .and_then(|r| r);
+                    if out.len() >= BATCH_BYTES || started.elapsed() >= BATCH_TIME {
+                        break;
+                    }
+                }
+            });
+            if let Err(err) = pulled {
+                let _: Error = internal(py, &handler.name, err);
+                ended = true;
+            }
+            let item = (!out.is_empty()).then(|| Bytes::from(out));
+            let ended = ended || item.is_none();
+            (item, ended)
+        })
+    }
+
+    /// The next event of a generator pulled on the thread pool (`blocking=True`): one at a
+    /// time, since the next pull may wait on anything.
+    async fn next_blocking(&mut self) -> Item {
+        let Mode::Blocking(pool) = self.handler.mode else {
+            return None;
+        };
+        let (handler, source, ctx) = Python::attach(|py| {
+            (
+                Arc::clone(&self.handler),
+                self.source.clone_ref(py),
+                self.ctx.clone_ref(py),
+            )
+        });
+        pool.run(move || {
+            Python::attach(|py| {
+                let pulled =
+                    context::run_in(py, ctx.bind(py), || next_of(py, &source)).and_then(|r| r);
                 match pulled {
-                    Ok(Some(item)) => report(py, handler, to_event(&item)),
+                    Ok(Some(item)) => {
+                        let mut out = Vec::new();
+                        report(
+                            py,
+                            &handler,
+                            write_item(&mut out, &item).map(|()| out.into()),
+                        )
+                    }
                     Ok(None) => None,
-                    Err(err) => report(py, handler, Err(err)),
+                    Err(err) => report(py, &handler, Err(err)),
                 }
             })
-        };
-        match self.handler.mode {
-            Mode::Blocking(pool) => {
-                let (handler, source, ctx) = Python::attach(|py| {
-                    (
-                        Arc::clone(&self.handler),
-                        self.source.clone_ref(py),
-                        self.ctx.clone_ref(py),
-                    )
-                });
-                pool.run(move || pull(&handler, &source, &ctx, false))
-                    .await
-                    .ok()
-                    .flatten()
-            }
-            _ => pull(&self.handler, &self.source, &self.ctx, true),
-        }
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn next_async(&mut self) -> Item {
@@ -150,7 +204,14 @@ impl EventSource {
     fn item(&self, py: Python<'_>, result: PyResult<Bound<'_, PyAny>>) -> Item {
         match result {
             Ok(item) if aio::is_end(py, &item).unwrap_or(false) => None,
-            Ok(item) => report(py, &self.handler, to_event(&item)),
+            Ok(item) => {
+                let mut out = Vec::new();
+                report(
+                    py,
+                    &self.handler,
+                    write_item(&mut out, &item).map(|()| out.into()),
+                )
+            }
             Err(err) => report(py, &self.handler, Err(err)),
         }
     }
@@ -197,9 +258,19 @@ fn report(py: Python<'_>, handler: &PyHandler, event: PyResult<Bytes>) -> Item {
     }
 }
 
-fn to_event(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    if let Ok(custom) = item.cast::<PyEvent>() {
-        return custom.borrow().encode(item.py());
+/// A generator's next item through the iterator protocol's C slot: no `__next__` lookup per
+/// event, and the end is a NULL rather than a StopIteration.
+fn next_of<'py>(py: Python<'py>, source: &Py<PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match source.bind(py).cast::<PyIterator>() {
+        Ok(iterator) => iterator.clone().next().transpose(),
+        Err(err) => Err(PyErr::from(err)),
     }
-    encode_event(item, None, None)
+}
+
+/// An item of the stream (an `Event`, or data) in wire format at the end of `out`.
+fn write_item(out: &mut Vec<u8>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(custom) = item.cast::<PyEvent>() {
+        return custom.borrow().write(item.py(), out);
+    }
+    write_event(out, item, None, None)
 }
