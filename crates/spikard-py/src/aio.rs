@@ -173,7 +173,6 @@ impl EngineLoop {
         // Task() queued its first step last: run it here instead of in a loop iteration.
         let first = ready.call_method0(pyo3::intern!(py, "pop"))?;
         soon::run_any(&first)?;
-        // Callbacks or timers the step queued: the driver recomputes what it waits for.
         let wake = ready.len()? != 0 || timers()? != before;
         let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
         if wake {

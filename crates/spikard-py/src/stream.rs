@@ -160,14 +160,7 @@ impl EventSource {
                 let pulled =
                     context::run_in(py, ctx.bind(py), || next_of(py, &source)).and_then(|r| r);
                 match pulled {
-                    Ok(Some(item)) => {
-                        let mut out = Vec::new();
-                        report(
-                            py,
-                            &handler,
-                            write_item(&mut out, &item).map(|()| out.into()),
-                        )
-                    }
+                    Ok(Some(item)) => report(py, &handler, encode_item(&item)),
                     Ok(None) => None,
                     Err(err) => report(py, &handler, Err(err)),
                 }
@@ -204,14 +197,7 @@ impl EventSource {
     fn item(&self, py: Python<'_>, result: PyResult<Bound<'_, PyAny>>) -> Item {
         match result {
             Ok(item) if aio::is_end(py, &item).unwrap_or(false) => None,
-            Ok(item) => {
-                let mut out = Vec::new();
-                report(
-                    py,
-                    &self.handler,
-                    write_item(&mut out, &item).map(|()| out.into()),
-                )
-            }
+            Ok(item) => report(py, &self.handler, encode_item(&item)),
             Err(err) => report(py, &self.handler, Err(err)),
         }
     }
@@ -265,6 +251,13 @@ fn next_of<'py>(py: Python<'py>, source: &Py<PyAny>) -> PyResult<Option<Bound<'p
         Ok(iterator) => iterator.clone().next().transpose(),
         Err(err) => Err(PyErr::from(err)),
     }
+}
+
+/// An item of the stream (an `Event`, or data) in wire format, on its own.
+fn encode_item(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let mut out = Vec::new();
+    write_item(&mut out, item)?;
+    Ok(out.into())
 }
 
 /// An item of the stream (an `Event`, or data) in wire format at the end of `out`.
