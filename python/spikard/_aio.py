@@ -13,7 +13,7 @@ tasks do), so a handler that never suspends is answered without waking anything 
 ``call_soon`` and the ready queue are the extension's (``_spikard.CallSoon`` and
 ``_spikard.drain``): the handles they queue and run behave as :class:`asyncio.Handle`, without
 a Python frame per callback; ``create_future`` and ``create_task`` call the classes directly.
-In debug mode asyncio's own methods and their checks apply.
+In debug mode asyncio's own methods, its own loop passes and their checks apply.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ IDLE = -1.0
 _FAST_PATHS = ("call_soon", "create_future", "create_task")
 
 #: Callbacks one :meth:`EngineLoop.iterate` may run while callbacks keep queueing others,
-#: before the engine serves its connections again.
+#: before the engine serves its connections again (in debug mode: loop passes).
 _BUDGET = 64
+_DEBUG_PASSES = 16
 
 #: What :func:`next_item` returns after a stream's last item.
 END = object()
@@ -171,8 +172,14 @@ class EngineLoop(asyncio.SelectorEventLoop):
             self._engine_selector.poll_next = True
         self._run_once()
         # Callbacks that queue callbacks (a task resumed by a future it awaited) run in the
-        # same call, up to a bound that keeps the engine's own connections served.
-        if self._ready:
+        # same call, up to a bound that keeps the engine's own connections served; in debug
+        # mode each pass is asyncio's own, which warns of slow callbacks.
+        if self._debug:
+            for _ in range(_DEBUG_PASSES):
+                if not self._ready:
+                    break
+                self._run_once()
+        elif self._ready:
             drain(self._ready, _BUDGET)
         if self._ready:
             return 0.0

@@ -184,6 +184,22 @@ async def callbacks_debug() -> dict:
     return {"refused": refused, "after": await done, "debug": debug}
 
 
+@app.get("/callbacks-slow/{n}")
+async def callbacks_slow(n: int) -> dict:
+    """In debug mode a slow callback is reported by asyncio, also one queued by another
+    callback (which the engine's own ready queue would run outside asyncio's timing)."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    try:
+        done = loop.create_future()
+        loop.call_soon(lambda: loop.call_soon(time.sleep, 0.02 + n / 1000))
+        loop.call_soon(lambda: loop.call_soon(lambda: loop.call_soon(done.set_result, n)))
+        return {"n": await done}
+    finally:
+        loop.set_debug(False)
+
+
 @app.get("/stream")
 async def stream() -> AsyncIterator[dict]:
     cleanups["started"] += 1

@@ -135,6 +135,15 @@ def test_loop_debug_mode_uses_asyncio_call_soon(io_server: Server) -> None:
     assert answer["refused"] and "coroutine" in answer["refused"], answer
 
 
+def test_loop_debug_mode_reports_slow_callbacks(io_server: Server) -> None:
+    before = io_server.log.read_text()
+    assert get_json(io_server.port, "/callbacks-slow/7") == {"n": 7}
+    time.sleep(0.2)
+    new_log = io_server.log.read_text()[len(before) :]
+    assert "Executing <Handle sleep(0.027)" in new_log, new_log[-2000:]
+    assert "took" in new_log
+
+
 def test_async_stream_cleanup_awaits_on_disconnect(io_server: Server) -> None:
     before = get_json(io_server.port, "/cleanups")
     streams = 20
