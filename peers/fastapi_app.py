@@ -10,13 +10,13 @@ import asyncio
 import datetime
 import json
 import uuid
-import zlib
 from typing import Annotated, Literal, Optional
 
 import peer_db
 from fastapi import FastAPI, File, Form, Path, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
+from zlib_ng import zlib_ng
 
 app = FastAPI()
 Order = Literal["asc", "desc"]
@@ -279,7 +279,7 @@ async def _upload(description: str, file: UploadFile) -> dict:
         "filename": file.filename,
         "content_type": file.content_type,
         "size": len(data),
-        "crc32": zlib.crc32(data),
+        "crc32": zlib_ng.crc32(data),
     }
 
 

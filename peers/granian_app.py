@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import uuid
-import zlib
 from collections.abc import Callable
 from typing import Any, Literal, Optional
 from urllib.parse import parse_qs, unquote
@@ -19,6 +18,7 @@ import msgspec
 import peer_db
 from granian.rsgi import WebsocketMessageType
 from python_multipart.multipart import MultipartParser, parse_options_header
+from zlib_ng import zlib_ng
 
 JSON = [("content-type", "application/json")]
 PROBLEM = [("content-type", "application/problem+json")]
@@ -414,7 +414,7 @@ async def upload(scope: Any, proto: Any, path: list[str]) -> bytes:
             "filename": file.filename,
             "content_type": file.content_type,
             "size": len(data),
-            "crc32": zlib.crc32(data),
+            "crc32": zlib_ng.crc32(data),
         }
     )
 

@@ -22,7 +22,6 @@ import os
 import random
 import re
 import uuid
-import zlib
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Optional, TypeVar
 
@@ -30,6 +29,7 @@ import asyncpg
 import msgspec
 import psycopg
 import psycopg_pool
+from zlib_ng import zlib_ng
 
 from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile
 
@@ -296,7 +296,7 @@ def _upload(description: str, file: UploadFile) -> dict:
         "filename": file.filename,
         "content_type": file.content_type,
         "size": file.size,
-        "crc32": zlib.crc32(file.data),
+        "crc32": zlib_ng.crc32(file.data),
     }
 
 
