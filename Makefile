@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
 PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10" \
-	"asyncpg>=0.29" "psycopg[binary,pool]>=3.2" "httpx>=0.27" "aiohttp>=3.9"
+	"asyncpg>=0.29" "psycopg[binary,pool]>=3.2" "httpx>=0.27" "aiohttp>=3.9" "zlib-ng>=0.5"
 # Runs a command with DATABASE_URL set: yours, or a throw-away PostgreSQL (installed if missing).
 WITH_DB := tools/pg.sh run
 
 .PHONY: help setup build test fuzz bench peers serve-rust serve-bare serve-python python-dev python-release oha ceiling scale json-codecs fmt lint db
 
 help:
-	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, pytest, ruff, ..."
+	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, zlib-ng, pytest, ruff, ..."
 	@echo "make test        every test: cargo test, then pytest against real servers and a real"
 	@echo "                 PostgreSQL (DATABASE_URL, else a throw-away one, installed if missing)"
 	@echo "make bench       every workload on rust, python and the peers: checked, then measured"
