@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT_RUST ?= 8100
 PORT_PYTHON ?= 8200
 PY_DEPS := "maturin>=1.5,<2" "msgspec>=0.18" "pytest>=8" "websockets>=12" "ruff>=0.6" "mypy>=1.10" \
-	"asyncpg>=0.29" "psycopg[binary,pool]>=3.2" "httpx>=0.27" "aiohttp>=3.9" "zlib-ng>=0.5"
+	"asyncpg>=0.30" "psycopg[binary,pool]>=3.2" "httpx>=0.27" "aiohttp>=3.9" "zlib-ng>=0.5"
 # Runs a command with DATABASE_URL set: yours, or a throw-away PostgreSQL (installed if missing).
 WITH_DB := tools/pg.sh run
 

@@ -36,8 +36,21 @@ async def pool() -> Any:
             _lock = asyncio.Lock()
         async with _lock:
             if _pool is None:
-                _pool = await asyncpg.create_pool(url, min_size=0, max_size=16, timeout=5)
+                _pool = await asyncpg.create_pool(url, min_size=0, max_size=16, timeout=5, reset=_keep_session)
     return _pool
+
+
+async def _keep_session(conn: Any) -> None:
+    """No handler leaves session state: connections return to the pool without asyncpg's reset
+    query (an open transaction is still rolled back), as in Spikard's workload app."""
+
+
+async def _numbers(conn: Any, ids: list[int]) -> list[int]:
+    """One query per id, pipelined (``fetchmany``), as in Spikard's workload app."""
+    rows = await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids])
+    if len(rows) != len(ids):
+        raise RuntimeError(f"{len(ids)} ids asked for, {len(rows)} rows found")
+    return [number for (number,) in rows]
 
 
 def count(queries: str | None) -> int:
@@ -55,14 +68,14 @@ async def one() -> dict:
 async def many(queries: str | None) -> list:
     ids = [random.randint(1, 10_000) for _ in range(count(queries))]
     async with (await pool()).acquire() as conn:
-        return [{"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)} for id in ids]
+        numbers = await _numbers(conn, ids)
+    return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
 
 
 async def update(queries: str | None) -> list:
     ids = sorted(random.sample(range(1, 10_001), count(queries)))
     async with (await pool()).acquire() as conn:
-        for id in ids:
-            await conn.fetchval(SELECT_WORLD, id)
+        await _numbers(conn, ids)
         rows = [{"id": id, "randomNumber": random.randint(1, 10_000)} for id in ids]
         await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
     return rows
