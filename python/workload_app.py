@@ -532,6 +532,16 @@ SYNC_SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = %s"
 SYNC_UPDATE_WORLD = UPDATE_WORLD.replace("$1", "%s").replace("$2", "%s")
 
 
+def sync_read_numbers(conn: psycopg.Connection, ids: list[int]) -> list[int]:
+    """:func:`read_numbers` on psycopg: ``executemany`` sends the queries in one pipeline."""
+    with conn.cursor() as cur:
+        cur.executemany(SYNC_SELECT_WORLD, [(id,) for id in ids], returning=True)
+        rows = [cur.fetchone() for _ in cur.results()]
+    if len(rows) != len(ids) or None in rows:
+        raise RuntimeError(f"{len(ids)} ids asked for, {len(rows) - rows.count(None)} rows found")
+    return [row[0] for row in rows]
+
+
 @app.get("/sync/db", blocking=True)
 @needs_database
 def sync_db() -> dict:
@@ -546,9 +556,8 @@ def sync_db() -> dict:
 def sync_queries(queries: str | None = None) -> list:
     ids = [random_id() for _ in range(count(queries))]
     with pools["sync"].connection() as conn:
-        return [
-            {"id": id, "randomNumber": conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()[0]} for id in ids
-        ]
+        numbers = sync_read_numbers(conn, ids)
+    return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
 
 
 @app.get("/sync/updates", blocking=True)
@@ -556,8 +565,7 @@ def sync_queries(queries: str | None = None) -> list:
 def sync_updates(queries: str | None = None) -> list:
     ids = sorted(random.sample(range(1, 10_001), count(queries)))
     with pools["sync"].connection() as conn:
-        for id in ids:
-            conn.execute(SYNC_SELECT_WORLD, (id,), prepare=True).fetchone()
+        sync_read_numbers(conn, ids)
         rows = updated_rows(ids)
         conn.execute(SYNC_UPDATE_WORLD, (ids, [row["randomNumber"] for row in rows]), prepare=True)
     return rows
