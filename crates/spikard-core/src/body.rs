@@ -173,7 +173,7 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
                     .content_type()
                     .map(|m| m.essence_str().to_owned())
                     .unwrap_or_else(|| "application/octet-stream".to_owned());
-                let data = field.bytes().await.map_err(broken)?;
+                let data = field_data(field).await.map_err(broken)?;
                 files.push((
                     name,
                     UploadFile {
@@ -204,6 +204,25 @@ async fn multipart(bytes: Bytes, boundary: String) -> Result<FormData, Error> {
         }
     }
     Ok(FormData::Multipart { fields, files })
+}
+
+/// A field's bytes. The whole body is in multer's buffer before parsing starts, so a field
+/// usually comes as one chunk, a slice of that buffer, taken without a copy;
+/// `Field::bytes` would copy it into a new buffer every time.
+async fn field_data(mut field: multer::Field<'_>) -> Result<Bytes, multer::Error> {
+    let Some(first) = field.chunk().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = field.chunk().await? else {
+        return Ok(first);
+    };
+    let mut data = bytes::BytesMut::with_capacity(first.len() + second.len());
+    data.extend_from_slice(&first);
+    data.extend_from_slice(&second);
+    while let Some(chunk) = field.chunk().await? {
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }
 
 #[cfg(test)]
@@ -263,5 +282,36 @@ mod tests {
             broken,
             Err(Error::BadRequest(Malformed::Multipart, _))
         ));
+    }
+
+    /// A file whose bytes arrive in many chunks (the stream pauses between pieces) is put
+    /// back together whole, in order, for several sizes and piece lengths.
+    #[tokio::test]
+    async fn file_data_in_many_chunks() {
+        use futures_util::StreamExt;
+        for (size, piece) in [(0usize, 3usize), (1, 1), (4_097, 7), (20_000, 1_500)] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let mut body =
+                b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+                    .to_vec();
+            body.extend_from_slice(&data);
+            body.extend_from_slice(b"\r\n--XB--\r\n");
+            let pieces: Vec<Bytes> = body.chunks(piece).map(Bytes::copy_from_slice).collect();
+            let stream = futures_util::stream::iter(pieces).then(|p| async move {
+                tokio::task::yield_now().await;
+                Ok::<Bytes, std::io::Error>(p)
+            });
+            let mut parts = multer::Multipart::new(stream, "XB");
+            let field = parts.next_field().await.ok().flatten();
+            let got = match field {
+                Some(field) => field_data(field).await.ok(),
+                None => None,
+            };
+            assert_eq!(
+                got.as_deref(),
+                Some(&data[..]),
+                "size {size}, pieces of {piece}"
+            );
+        }
     }
 }
