@@ -382,6 +382,35 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 mod tests {
     use super::*;
 
+    /// Every ASCII character and a few longer ones, at every position of strings of 0 to 19
+    /// characters, against serde_json's escaping.
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        let specials: Vec<char> = (0u8..0x80)
+            .map(char::from)
+            .chain(['é', '速', '😀', '\u{7f}', '\u{2028}'])
+            .collect();
+        for len in 0..20 {
+            for pos in 0..len.max(1) {
+                for &c in &specials {
+                    let text: String = (0..len)
+                        .map(|i| {
+                            if i == pos {
+                                c
+                            } else {
+                                (b'a' + (i % 26) as u8) as char
+                            }
+                        })
+                        .collect();
+                    let mut ours = Vec::new();
+                    write_str(&mut ours, &text);
+                    let theirs = serde_json::to_string(&text).unwrap_or_default();
+                    assert_eq!(String::from_utf8_lossy(&ours), theirs, "{text:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn json_round_trips_through_python_objects() {
         Python::initialize();
