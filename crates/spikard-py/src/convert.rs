@@ -60,7 +60,7 @@ pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
 pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Value::Null => py.None().into_bound(py),
-        Value::Str(s) => PyString::new(py, &s).into_any(),
+        Value::Str(s) => str_to_py(py, &s)?,
         Value::Int(i) => i.into_pyobject(py)?.into_any(),
         Value::Float(f) => PyFloat::new(py, f).into_any(),
         Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
@@ -80,6 +80,25 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
         }
         Value::File(file) => upload_to_py(py, *file)?,
     })
+}
+
+/// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a
+/// new compact string, without UTF-8 decoding.
+fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    if !text.is_ascii() {
+        return Ok(PyString::new(py, text).into_any());
+    }
+    // SAFETY: the GIL is held; `PyUnicode_New(n, 127)` returns a compact ASCII string with
+    // room for `n` one-byte characters, or NULL with an exception set; it is filled before
+    // anything else sees it, and `text` is ASCII, as asked.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(text.len() as pyo3::ffi::Py_ssize_t, 127);
+        if !obj.is_null() {
+            let data = pyo3::ffi::PyUnicode_DATA(obj).cast::<u8>();
+            std::ptr::copy_nonoverlapping(text.as_ptr(), data, text.len());
+        }
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
 }
 
 /// A `uuid.UUID` with the slots `uuid.UUID(int=…)` sets (`int`, `is_safe`), set directly:
@@ -409,6 +428,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn text_values_become_equal_python_strings() {
+        Python::initialize();
+        Python::attach(|py| {
+            for text in [
+                "",
+                "a",
+                "hello world!",
+                "x".repeat(300).as_str(),
+                "é",
+                "速さ 1",
+                "a😀",
+            ] {
+                let obj =
+                    value_to_py(py, Value::Str(text.to_owned())).unwrap_or_else(|e| panic!("{e}"));
+                let s = obj.cast::<PyString>().unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(s.to_str().unwrap_or_default(), text);
+                assert_eq!(s.len().unwrap_or_default(), text.chars().count());
+                let equal = s.as_any().eq(PyString::new(py, text)).unwrap_or(false);
+                assert!(equal, "{text:?}");
+                let hashes = (s.hash().ok(), PyString::new(py, text).hash().ok());
+                assert_eq!(hashes.0, hashes.1, "{text:?}");
+            }
+        });
     }
 
     #[test]
