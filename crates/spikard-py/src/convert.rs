@@ -72,11 +72,28 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
         Value::DateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::NaiveDateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::List(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(value_to_py(py, item)?)?;
+            // SAFETY: PyList_New returns a new list of `len` empty (NULL) slots or NULL with
+            // an exception set; each slot is filled once, in order, with a new reference it
+            // takes over. Should a conversion fail, the list (its later slots still empty,
+            // which list_dealloc allows) is dropped without having been seen by Python.
+            let list = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyList_New(items.len() as pyo3::ffi::Py_ssize_t),
+                )?
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let item = value_to_py(py, item)?;
+                // SAFETY: `i` < the list's length, the slot is still empty (see above).
+                unsafe {
+                    pyo3::ffi::PyList_SET_ITEM(
+                        list.as_ptr(),
+                        i as pyo3::ffi::Py_ssize_t,
+                        item.into_ptr(),
+                    )
+                };
             }
-            list.into_any()
+            list
         }
         Value::File(file) => upload_to_py(py, *file)?,
     })
@@ -218,7 +235,7 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
 ///
 /// Values nested deeper than [`MAX_ANSWER_DEPTH`] are refused (an error, not a stack overflow).
 pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(512);
     write_json(&mut out, obj, 0)?;
     Ok(out)
 }
@@ -235,7 +252,7 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
         )));
     }
     if let Ok(text) = obj.cast_exact::<PyString>() {
-        write_str(out, text.to_str()?);
+        write_str(out, text_of(text)?);
         return Ok(());
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
@@ -247,7 +264,7 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
             let key = key
                 .cast_into::<PyString>()
                 .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
-            write_str(out, key.to_str()?);
+            write_str(out, text_of(&key)?);
             out.push(b':');
             write_json(out, &value, depth)?;
         }
@@ -324,6 +341,26 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
             .map(|n| n.to_string())
             .unwrap_or_default()
     )))
+}
+
+/// The text of a `str`: a compact ASCII string's characters read in place (the usual case for
+/// keys and values of an answer), any other string as its UTF-8 form (which CPython builds
+/// once and keeps).
+fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    let ptr = text.as_ptr();
+    // SAFETY: `ptr` is a live str (the borrow of `text` keeps it alive for 'a); a compact
+    // ASCII string holds its `length` one-byte characters at `PyUnicode_DATA`, all ASCII and
+    // so valid UTF-8, and a str is immutable.
+    unsafe {
+        if pyo3::ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
+            let data = pyo3::ffi::PyUnicode_DATA(ptr).cast::<u8>();
+            let len = pyo3::ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            return Ok(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                data, len,
+            )));
+        }
+    }
+    text.to_str()
 }
 
 fn write_items<'py>(
@@ -453,6 +490,54 @@ mod tests {
                 let hashes = (s.hash().ok(), PyString::new(py, text).hash().ok());
                 assert_eq!(hashes.0, hashes.1, "{text:?}");
             }
+        });
+    }
+
+    /// Keys and values of every kind of str (ASCII, Latin-1, two-byte, astral, empty, escaped,
+    /// built by slicing and by concatenation; keys also of a str subclass) encode as
+    /// `json.dumps` writes them; parameter values become lists of the right length and order.
+    #[test]
+    fn answer_strings_encode_as_json_dumps_does() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = c"class S(str): pass\n\
+values = ['', 'plain', 'caf\\u00e9', '\\u901f\\u3055', 'a\\U0001f600', 'tab\\there', 'q\"uote',\n\
+          'x' * 300, ('prefix-' + 'y' * 40)[3:], 'ab' + 'c\\u00e9']\n\
+answer = {v: [v, {v: v}] for v in values}\n\
+answer[S('key')] = 'value'\n\
+answer[S('k\\u00e9y')] = 1\n";
+            let globals = PyDict::new(py);
+            py.run(code, Some(&globals), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let answer = globals
+                .get_item("answer")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("no answer"));
+            let ours = py_to_json(&answer).unwrap_or_else(|e| panic!("{e}"));
+            let dumps = py
+                .import("json")
+                .and_then(|json| {
+                    let kwargs = PyDict::new(py);
+                    kwargs.set_item("ensure_ascii", false)?;
+                    kwargs.set_item("separators", (",", ":"))?;
+                    json.call_method("dumps", (&answer,), Some(&kwargs))
+                })
+                .and_then(|text| text.extract::<String>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(String::from_utf8_lossy(&ours), dumps);
+
+            let values = vec![
+                Value::Str("a".into()),
+                Value::Int(-7),
+                Value::Str("\u{e9}".into()),
+                Value::Null,
+            ];
+            let list = value_to_py(py, Value::List(values)).unwrap_or_else(|e| panic!("{e}"));
+            let json = py_to_json(&list).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(String::from_utf8_lossy(&json), "[\"a\",-7,\"\u{e9}\",null]");
+            let empty = value_to_py(py, Value::List(vec![])).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(empty.len().unwrap_or(1), 0);
         });
     }
 
