@@ -36,7 +36,10 @@ async def pool() -> Any:
             _lock = asyncio.Lock()
         async with _lock:
             if _pool is None:
-                _pool = await asyncpg.create_pool(url, min_size=0, max_size=16, timeout=5, reset=_keep_session)
+                # Idle connections stay open, as in Spikard's workload app.
+                _pool = await asyncpg.create_pool(
+                    url, min_size=0, max_size=16, timeout=5, reset=_keep_session, max_inactive_connection_lifetime=0
+                )
     return _pool
 
 

@@ -387,8 +387,16 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 async def open_pools() -> None:
     if DATABASE_URL:
         # Connections open on first use, so a worker starts even while the database is down.
+        # They stay open while idle (``max_inactive_connection_lifetime=0``), as in the Rust
+        # server's pool: otherwise asyncpg re-arms an inactivity timer on every release and
+        # cancels it on every acquire.
         pools["async"] = await asyncpg.create_pool(
-            DATABASE_URL, min_size=0, max_size=POOL_SIZE, timeout=5, reset=keep_session
+            DATABASE_URL,
+            min_size=0,
+            max_size=POOL_SIZE,
+            timeout=5,
+            reset=keep_session,
+            max_inactive_connection_lifetime=0,
         )
         pools["sync"] = psycopg_pool.ConnectionPool(
             DATABASE_URL, min_size=0, max_size=POOL_SIZE, kwargs={"autocommit": True}, timeout=5, open=True
