@@ -7,7 +7,13 @@ sample put in one of a few parts by the library and symbol it is in, and each pa
 
     tools/profile_python.py path-uuid mixed query-many urlencoded-complex multipart-large
 
-Needs `perf` and a release build (`make build`). Prints a markdown table.
+With `--compare`, each workload is profiled on both servers in turn and the symbols whose
+cost differs most are listed, µs per request in the Python server, in the Rust server, and
+the difference (what the Python path adds, symbol by symbol):
+
+    tools/profile_python.py --compare query-many
+
+Needs `perf` and a release build (`make build`). Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -46,25 +52,44 @@ def part_of(dso: str, symbol: str) -> str:
     return PARTS[-1][0]
 
 
-def samples(data: str) -> dict[str, float]:
-    """Share of samples per part."""
+def symbol_shares(data: str) -> list[tuple[float, str, str]]:
+    """(share of samples, library, symbol) for every symbol perf saw."""
     out = subprocess.run(
         ["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio", "-g", "none"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    shares: dict[str, float] = {}
+    shares = []
     for line in out.splitlines():
-        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)", line)
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*?)(\s+-\s+-)?\s*$", line)
         if m:
-            part = part_of(m.group(2), m.group(3))
-            shares[part] = shares.get(part, 0.0) + float(m.group(1)) / 100
+            shares.append((float(m.group(1)) / 100, m.group(2), m.group(3)))
     return shares
 
 
-def profile(workload: dict, port: int, pid: int, seconds: float, out: Path) -> tuple[float, dict[str, float]]:
-    data = str(out / f"{workload['name']}.perf")
+def samples(data: str) -> dict[str, float]:
+    """Share of samples per part."""
+    shares: dict[str, float] = {}
+    for share, dso, symbol in symbol_shares(data):
+        part = part_of(dso, symbol)
+        shares[part] = shares.get(part, 0.0) + share
+    return shares
+
+
+def symbol_costs(data: str, cpu_us: float) -> dict[str, float]:
+    """µs per request per symbol (the library left out, so that the engine's symbols in the
+    extension and in the Rust server's binary compare as one)."""
+    costs: dict[str, float] = {}
+    for share, _, symbol in symbol_shares(data):
+        costs[symbol] = costs.get(symbol, 0.0) + share * cpu_us
+    return costs
+
+
+def record(workload: dict, port: int, pid: int, seconds: float, out: Path, tag: str = "") -> tuple[float, str]:
+    """Runs the workload against the server, `perf record`ing it in the middle: its CPU µs per
+    request and the perf data's path."""
+    data = str(out / f"{workload['name']}{tag}.perf")
     perf = ["perf", "record", "-q", "-F", "2999", "-p", str(pid), "-o", data, "--", "sleep", str(seconds - 2)]
     recorder = threading.Timer(1.0, lambda: subprocess.run(perf, capture_output=True, check=True))
     recorder.start()
@@ -72,34 +97,79 @@ def profile(workload: dict, port: int, pid: int, seconds: float, out: Path) -> t
     recorder.join()
     if result["failed"]:
         raise SystemExit(f"{workload['name']}: {result['failed']}")
-    return result["cpu_us"], samples(data)
+    return result["cpu_us"], data
+
+
+PYTHON = f"{ab.ROOT}/.venv/bin/python -m spikard workload_app:app --workers 1 --port {{port}}"
+RUST = f"{ab.ROOT}/target/release/spikard-rust-workloads --threads 1 --port {{port}}"
+
+
+def serve(command: str) -> tuple[subprocess.Popen[bytes], int]:
+    return ab.start(command, str(ab.ROOT / "python"))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def parts_table(workloads: list[str], table: dict, command: str, seconds: float, out: Path) -> None:
+    proc, port = serve(command)
+    names = [name for name, _, _ in PARTS]
+    try:
+        print("| workload | CPU µs/request | " + " | ".join(names) + " |")
+        print("|---|---:|" + "---:|" * len(names))
+        for name in workloads:
+            cpu, data = record(table[name], port, proc.pid, seconds, out)
+            shares = samples(data)
+            cells = " | ".join(f"{cpu * shares.get(part, 0.0):.1f}" for part in names)
+            print(f"| {name} | {cpu:.1f} | {cells} |", flush=True)
+    finally:
+        stop(proc)
+
+
+def compare(workloads: list[str], table: dict, seconds: float, out: Path, top: int) -> None:
+    runs: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}
+    for server, command in (("python", PYTHON), ("rust", RUST)):
+        proc, port = serve(command)
+        try:
+            for name in workloads:
+                cpu, data = record(table[name], port, proc.pid, seconds, out, f"-{server}")
+                runs.setdefault(name, {})[server] = (cpu, symbol_costs(data, cpu))
+        finally:
+            stop(proc)
+    for name in workloads:
+        (py_cpu, py), (rs_cpu, rs) = runs[name]["python"], runs[name]["rust"]
+        print(f"\n{name}: python {py_cpu:.1f} µs, rust {rs_cpu:.1f} µs per request\n")
+        print("| symbol | python µs | rust µs | python − rust |")
+        print("|---|---:|---:|---:|")
+        symbols = sorted(set(py) | set(rs), key=lambda k: py.get(k, 0.0) - rs.get(k, 0.0), reverse=True)
+        for symbol in symbols[:top]:
+            a, b = py.get(symbol, 0.0), rs.get(symbol, 0.0)
+            print(f"| `{symbol[:100]}` | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
+        rest = sum(py.get(k, 0.0) - rs.get(k, 0.0) for k in symbols[top:])
+        print(f"| every other symbol | | | {rest:+.3f} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--rust", action="store_true", help="profile the Rust workload server instead, for comparison")
+    parser.add_argument("--compare", action="store_true", help="both servers, symbol by symbol")
+    parser.add_argument("--top", type=int, default=30, help="symbols listed by --compare")
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp())
     subprocess.run([str(ab.ROOT / "target/release/spikard-rust-workloads"), "--export-table", str(out)], check=True)
     table = {w["name"]: w for w in json.loads((out / "table.json").read_text())}
-    if args.rust:
-        command = f"{ab.ROOT}/target/release/spikard-rust-workloads --threads 1 --port {{port}}"
+    unknown = [name for name in args.workloads if name not in table]
+    if unknown:
+        raise SystemExit(f"unknown workloads: {', '.join(unknown)}")
+    if args.compare:
+        compare(args.workloads, table, args.duration, out, args.top)
     else:
-        command = f"{ab.ROOT}/.venv/bin/python -m spikard workload_app:app --workers 1 --port {{port}}"
-    proc, port = ab.start(command, str(ab.ROOT / "python"))
-    names = [name for name, _, _ in PARTS]
-    try:
-        print("| workload | CPU µs/request | " + " | ".join(names) + " |")
-        print("|---|---:|" + "---:|" * len(names))
-        for name in args.workloads:
-            cpu, shares = profile(table[name], port, proc.pid, args.duration, out)
-            cells = " | ".join(f"{cpu * shares.get(part, 0.0):.1f}" for part in names)
-            print(f"| {name} | {cpu:.1f} | {cells} |", flush=True)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        parts_table(args.workloads, table, RUST if args.rust else PYTHON, args.duration, out)
+    print(f"\nperf data: {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
