@@ -55,6 +55,7 @@ async def task() -> dict:
     return {
         "in_task": current is not None,
         "loop_matches": current is not None and current.get_loop() is asyncio.get_running_loop(),
+        "name": current.get_name() if current is not None else None,
     }
 
 

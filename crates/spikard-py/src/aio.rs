@@ -25,7 +25,7 @@ use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
 use crate::soon;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 /// `spikard._aio` and `asyncio` objects, looked up once.
 struct Names {
@@ -154,13 +154,15 @@ impl EngineLoop {
         Ok(next)
     }
 
-    /// Creates an asyncio Task of `coro` (in `context`, or a copy of the current context)
-    /// and runs its first step now, inside the task, as Python 3.12's eager tasks do.
+    /// Creates an asyncio Task of `coro` (in `context`, or a copy of the current context;
+    /// named `name`, or asyncio's `Task-N`) and runs its first step now, inside the task, as
+    /// Python 3.12's eager tasks do.
     pub fn spawn<'py>(
         &self,
         py: Python<'py>,
         coro: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Spawned<'py>> {
         let lp = self.obj.bind(py);
         let ready = self.ready.bind(py);
@@ -169,6 +171,9 @@ impl EngineLoop {
         let kwargs = PyDict::new(py);
         kwargs.set_item(pyo3::intern!(py, "loop"), lp)?;
         kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+        if let Some(name) = name {
+            kwargs.set_item(pyo3::intern!(py, "name"), name)?;
+        }
         let task = names(py)?.task.bind(py).call((coro,), Some(&kwargs))?;
         // Task() queued its first step last: run it here instead of in a loop iteration.
         let first = ready.call_method0(pyo3::intern!(py, "pop"))?;
@@ -201,10 +206,12 @@ impl EngineLoop {
         &self,
         coro: Py<PyAny>,
         context: Option<Py<PyAny>>,
+        name: Option<Py<PyString>>,
     ) -> Result<Py<PyAny>, PyErr> {
         let spawned = Python::attach(|py| -> PyResult<Result<Py<PyAny>, _>> {
             let context = context.as_ref().map(|c| c.bind(py));
-            match self.spawn(py, coro.bind(py), context)? {
+            let name = name.as_ref().map(|n| n.bind(py).as_any());
+            match self.spawn(py, coro.bind(py), context, name)? {
                 Spawned::Done(task) => Ok(Ok(task.unbind())),
                 Spawned::Pending(_, rx) => Ok(Err(rx)),
             }
@@ -230,7 +237,7 @@ impl EngineLoop {
             .close_stream
             .bind(py)
             .call1((stream, pending.cloned().unwrap_or(py.None().into_bound(py))))?;
-        self.spawn(py, &coro, Some(context)).map(|_| ())
+        self.spawn(py, &coro, Some(context), None).map(|_| ())
     }
 }
 

@@ -7,7 +7,7 @@ use crate::blocking::{Pool, SlowLog};
 use crate::handler::{BodyArg, Kind, Mode, PyHandler, SharedHandler};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use spikard_core::params::parse_scalar;
 use spikard_core::{
     App, BodyKind, Method, Param, ParamType, Route, Scalar, ServerConfig, Source, Value, WebSocket,
@@ -235,6 +235,7 @@ impl PyApp {
             }
         };
         let handler = PyHandler {
+            task_name: PyString::intern(params.py(), &name).unbind(),
             name,
             func,
             mode: self.mode(is_async, blocking),
@@ -259,6 +260,7 @@ impl PyApp {
     /// Registers a WebSocket route whose handler is called once per message.
     fn add_websocket(
         &self,
+        py: Python<'_>,
         path: String,
         func: Py<PyAny>,
         is_async: bool,
@@ -266,6 +268,7 @@ impl PyApp {
         name: String,
     ) -> PyResult<()> {
         let handler = PyHandler {
+            task_name: PyString::intern(py, &name).unbind(),
             name,
             func,
             mode: self.mode(is_async, blocking),

@@ -18,7 +18,7 @@ use crate::context;
 use crate::convert::{json_to_py, value_to_py};
 use futures_util::future::BoxFuture;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use spikard_core::{
     json, BodyData, Error, FieldError, IntoResponse, LocPart, Malformed, Request, Response,
 };
@@ -62,6 +62,9 @@ pub enum Mode {
 /// A registered Python handler.
 pub struct PyHandler {
     pub name: String,
+    /// `name` as a Python string: the name of the asyncio Task an `async def` call runs in
+    /// (asyncio's default, `Task-N`, is formatted by `printf` for every task).
+    pub task_name: Py<PyString>,
     pub func: Py<PyAny>,
     pub mode: Mode,
     pub kind: Kind,
@@ -140,8 +143,9 @@ impl PyHandler {
                 Ok(args) => args,
                 Err(err) => return Ok(err.into_response()),
             };
-            let spawned =
-                call(self.func.bind(py), &args).and_then(|coro| lp.spawn(py, &coro, None));
+            let name = self.task_name.bind(py).as_any();
+            let spawned = call(self.func.bind(py), &args)
+                .and_then(|coro| lp.spawn(py, &coro, None, Some(name)));
             match spawned {
                 Ok(Spawned::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
                 Ok(Spawned::Pending(_, rx)) => Err(rx),

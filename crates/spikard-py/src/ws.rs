@@ -65,16 +65,16 @@ async fn call(handler: &Arc<PyHandler>, ctx: &Py<PyAny>, message: Message) -> Op
         }
         Mode::Async => {
             let lp = aio::current()?;
-            let (coro, ctx) = Python::attach(|py| {
+            let (coro, ctx, name) = Python::attach(|py| {
                 let coro = handler
                     .func
                     .bind(py)
                     .call1((arg(py, message)?,))
                     .map(Bound::unbind);
-                Some((coro, ctx.clone_ref(py)))
+                Some((coro, ctx.clone_ref(py), handler.task_name.clone_ref(py)))
             })?;
             match coro {
-                Ok(coro) => lp.run(coro, Some(ctx)).await,
+                Ok(coro) => lp.run(coro, Some(ctx), Some(name)).await,
                 Err(err) => Err(err),
             }
         }
