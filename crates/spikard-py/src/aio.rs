@@ -162,7 +162,7 @@ impl EngineLoop {
         py: Python<'py>,
         coro: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
-        name: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyString>>,
     ) -> PyResult<Spawned<'py>> {
         let lp = self.obj.bind(py);
         let ready = self.ready.bind(py);
@@ -210,7 +210,7 @@ impl EngineLoop {
     ) -> Result<Py<PyAny>, PyErr> {
         let spawned = Python::attach(|py| -> PyResult<Result<Py<PyAny>, _>> {
             let context = context.as_ref().map(|c| c.bind(py));
-            let name = name.as_ref().map(|n| n.bind(py).as_any());
+            let name = name.as_ref().map(|n| n.bind(py));
             match self.spawn(py, coro.bind(py), context, name)? {
                 Spawned::Done(task) => Ok(Ok(task.unbind())),
                 Spawned::Pending(_, rx) => Ok(Err(rx)),

@@ -143,7 +143,7 @@ impl PyHandler {
                 Ok(args) => args,
                 Err(err) => return Ok(err.into_response()),
             };
-            let name = self.task_name.bind(py).as_any();
+            let name = self.task_name.bind(py);
             let spawned = call(self.func.bind(py), &args)
                 .and_then(|coro| lp.spawn(py, &coro, None, Some(name)));
             match spawned {

@@ -175,13 +175,9 @@ impl EventSource {
         let lp = aio::current()?;
         let started = Python::attach(|py| -> PyResult<Result<Item, _>> {
             let coro = aio::next_item(py, self.source.bind(py))?;
+            let name = self.handler.task_name.bind(py);
             Ok(
-                match lp.spawn(
-                    py,
-                    &coro,
-                    Some(self.ctx.bind(py)),
-                    Some(self.handler.task_name.bind(py).as_any()),
-                )? {
+                match lp.spawn(py, &coro, Some(self.ctx.bind(py)), Some(name))? {
                     Spawned::Done(task) => Ok(self.item(py, task_result(&task))),
                     Spawned::Pending(task, rx) => {
                         self.pending = Some(task);
