@@ -16,6 +16,7 @@ help:
 	@echo "make setup       create $(VENV) with maturin, msgspec, asyncpg, psycopg, zlib-ng, pytest, ruff, ..."
 	@echo "make test        every test: cargo test, then pytest against real servers and a real"
 	@echo "                 PostgreSQL (DATABASE_URL, else a throw-away one, installed if missing)"
+	@echo "                 (PYTHON=python3.12 VENV=.venv312: the same on another interpreter)"
 	@echo "make bench       every workload on rust, python and the peers: checked, then measured"
 	@echo "                 (BENCH_ARGS='--workload query-medium --runs 1' narrows it)"
 	@echo "make build       release builds: workload servers and the Python extension"
