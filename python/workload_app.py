@@ -7,9 +7,11 @@ Structs, and returned Structs and dicts are encoded to JSON by the engine.
     python -m spikard workload_app:app --port 8200
 
 The database workloads (``/db``, ``/queries``, ``/updates``, ``/fortunes``) read
-``DATABASE_URL``: ``async def`` handlers on an asyncpg pool, and the same routes under
-``/sync/…`` as ``def`` handlers on a psycopg pool, declared ``blocking=True`` so they run on
-the thread pool. Each worker process opens its own pools when it starts.
+``DATABASE_URL``: ``async def`` handlers on the engine's own pool (``spikard.postgres``,
+tokio-postgres in the engine, as the Rust server uses), the same routes under ``/asyncpg/…``
+on an asyncpg pool (the driver the peer frameworks use), and under ``/sync/…`` as ``def``
+handlers on a psycopg pool, declared ``blocking=True`` so they run on the thread pool. Each
+worker process has its own connections.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import psycopg
 import psycopg_pool
 from zlib_ng import zlib_ng
 
-from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile
+from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile, postgres
 
 app = Spikard()
 
@@ -364,7 +366,7 @@ async def mixed_async(user_id: int, post: Post, publish: bool = False, notify: b
     return {"user_id": user_id, "publish": publish, "notify": notify, "post": post}
 
 
-# -- database: asyncpg for async def, psycopg for def --------------------------------------
+# -- database: the engine's pool for async def, asyncpg beside it, psycopg for def ---------
 
 DATABASE_URL = os.environ.get("DATABASE_URL")
 POOL_SIZE = 16
@@ -374,7 +376,18 @@ FORTUNES_HEAD = (
 )
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
+# The engine's pool opens no connection before its first query (in each worker), so it can be
+# made here, before the workers start.
+engine_pool = postgres.Pool(DATABASE_URL, max_size=POOL_SIZE) if DATABASE_URL else None
 pools: dict[str, Any] = {}
+
+
+def database() -> postgres.Pool:
+    """The engine's pool; without ``DATABASE_URL`` the route answers 503, as the engine answers
+    every :class:`spikard.postgres.Unavailable`."""
+    if engine_pool is None:
+        raise postgres.Unavailable("no database is configured: set DATABASE_URL")
+    return engine_pool
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
@@ -405,6 +418,8 @@ async def open_pools() -> None:
 
 @app.on_shutdown
 async def close_pools() -> None:
+    if engine_pool is not None:
+        await engine_pool.close()
     if "async" in pools:
         await pools.pop("async").close()
     if "sync" in pools:
@@ -435,7 +450,7 @@ def unavailable(err: BaseException) -> Response:
 
 
 def needs_database(handler: H) -> H:
-    """Answers 503 with a problem document when the database cannot be reached."""
+    """Answers 503 with a problem document when asyncpg or psycopg cannot reach the database."""
     if asyncio.iscoroutinefunction(handler):
 
         @functools.wraps(handler)
@@ -491,35 +506,70 @@ UPDATE_WORLD = (
 SELECT_FORTUNES = "SELECT id, message FROM fortune"
 
 
-async def read_numbers(conn: asyncpg.Connection, ids: list[int]) -> list[int]:
-    """Each row's number, one query per id, sent together in one pipeline (as the Rust server's
-    tokio-postgres pipelines them) rather than one round trip each."""
-    rows = await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids])
+def numbers_of(ids: list[int], rows: list[tuple[int]]) -> list[int]:
     if len(rows) != len(ids):
         raise RuntimeError(f"{len(ids)} ids asked for, {len(rows)} rows found")
     return [number for (number,) in rows]
 
 
 @app.get("/db")
-@needs_database
 async def db() -> dict:
+    id = random_id()
+    return {"id": id, "randomNumber": await database().fetchval(SELECT_WORLD, id)}
+
+
+@app.get("/queries")
+async def queries(queries: str | None = None) -> list:
+    ids = [random_id() for _ in range(count(queries))]
+    # One query per id, sent together in one pipeline on one connection.
+    numbers = numbers_of(ids, await database().fetchmany(SELECT_WORLD, [(id,) for id in ids]))
+    return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
+
+
+@app.get("/updates")
+async def updates(queries: str | None = None) -> list:
+    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    async with database().acquire() as conn:
+        numbers_of(ids, await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids]))
+        rows = updated_rows(ids)
+        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+    return rows
+
+
+@app.get("/fortunes")
+async def fortunes() -> Response:
+    return html_response(fortunes_page(await database().fetch(SELECT_FORTUNES)))
+
+
+# -- the same on asyncpg, the peers' driver ------------------------------------------------
+
+
+async def read_numbers(conn: asyncpg.Connection, ids: list[int]) -> list[int]:
+    """Each row's number, one query per id, sent together in one pipeline (as the Rust server's
+    tokio-postgres pipelines them) rather than one round trip each."""
+    return numbers_of(ids, await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids]))
+
+
+@app.get("/asyncpg/db")
+@needs_database
+async def asyncpg_db() -> dict:
     id = random_id()
     async with pools["async"].acquire() as conn:
         return {"id": id, "randomNumber": await conn.fetchval(SELECT_WORLD, id)}
 
 
-@app.get("/queries")
+@app.get("/asyncpg/queries")
 @needs_database
-async def queries(queries: str | None = None) -> list:
+async def asyncpg_queries(queries: str | None = None) -> list:
     ids = [random_id() for _ in range(count(queries))]
     async with pools["async"].acquire() as conn:
         numbers = await read_numbers(conn, ids)
     return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
 
 
-@app.get("/updates")
+@app.get("/asyncpg/updates")
 @needs_database
-async def updates(queries: str | None = None) -> list:
+async def asyncpg_updates(queries: str | None = None) -> list:
     ids = sorted(random.sample(range(1, 10_001), count(queries)))
     async with pools["async"].acquire() as conn:
         await read_numbers(conn, ids)
@@ -528,9 +578,9 @@ async def updates(queries: str | None = None) -> list:
     return rows
 
 
-@app.get("/fortunes")
+@app.get("/asyncpg/fortunes")
 @needs_database
-async def fortunes() -> Response:
+async def asyncpg_fortunes() -> Response:
     async with pools["async"].acquire() as conn:
         rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
     return html_response(fortunes_page(rows))

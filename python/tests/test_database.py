@@ -1,6 +1,7 @@
 """The Python workload server's database routes against a real PostgreSQL (``DATABASE_URL``;
-``make test`` starts one): ``async def`` handlers on asyncpg and, under ``/sync``, ``def``
-handlers on psycopg, every answer checked against the database itself."""
+``make test`` starts one): ``async def`` handlers on the engine's pool (``spikard.postgres``)
+and, under ``/asyncpg``, on asyncpg, and under ``/sync`` ``def`` handlers on psycopg, every
+answer checked against the database itself."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ if not DATABASE_URL:
         raise RuntimeError("SPIKARD_REQUIRE_DATABASE is set but DATABASE_URL is not")
     pytest.skip("DATABASE_URL is not set (make test starts a PostgreSQL)", allow_module_level=True)
 
-PREFIXES = ["", "/sync"]
+PREFIXES = ["", "/asyncpg", "/sync"]
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +130,39 @@ def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
     )
     try:
         wait_ready(port, proc)
-        for target in ["/db", "/queries?queries=3", "/updates?queries=3", "/fortunes", "/sync/db", "/sync/fortunes"]:
+        for target in [
+            "/db",
+            "/queries?queries=3",
+            "/updates?queries=3",
+            "/fortunes",
+            "/asyncpg/db",
+            "/asyncpg/fortunes",
+            "/sync/db",
+            "/sync/fortunes",
+        ]:
             started = time.monotonic()
             doc = send(port, "GET", target).problem(503)
             assert "database" in doc["detail"]
             assert time.monotonic() - started < 8, target
         assert send(port, "GET", "/health").status == 200
+    finally:
+        stop_server(proc)
+
+
+def test_without_a_database_url_the_routes_say_so(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spikard", "workload_app:app", "--port", str(port), "--workers", "1"],
+        cwd=ROOT / "python",
+        env=env,
+        stderr=(tmp_path / "server.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        wait_ready(port, proc)
+        for target in ["/db", "/fortunes", "/asyncpg/db", "/sync/queries?queries=2"]:
+            doc = send(port, "GET", target).problem(503)
+            assert "set DATABASE_URL" in doc["detail"], target
     finally:
         stop_server(proc)

@@ -57,6 +57,10 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
 /// What `EngineLoop.iterate` returns when only I/O can wake the loop.
 const IDLE: f64 = -1.0;
 
+/// Callbacks [`EngineLoop::run_ready`] runs before the engine serves its connections again
+/// (`_BUDGET` of `spikard._aio`).
+const READY_BUDGET: usize = 64;
+
 /// One thread's asyncio loop and what its driver waits on.
 pub struct EngineLoop {
     obj: Py<PyAny>,
@@ -199,6 +203,39 @@ impl EngineLoop {
         pending.call_method1(pyo3::intern!(py, "add"), (&task,))?;
         task.call_method1(pyo3::intern!(py, "add_done_callback"), (completion,))?;
         Ok(Spawned::Pending(task.unbind(), rx))
+    }
+
+    /// `loop.create_future()`.
+    pub fn create_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.obj
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "create_future"))
+    }
+
+    /// Runs what resolving a future from outside the loop queued (the task it wakes, and
+    /// what that task's end schedules) now, as the loop's next iteration would, and tells
+    /// the driver when work is left or the timers changed. In debug mode the driver runs
+    /// them in asyncio's own iteration, which reports slow callbacks.
+    pub fn run_ready(&self, py: Python<'_>) {
+        let lp = self.obj.bind(py);
+        let debug = lp
+            .getattr(pyo3::intern!(py, "_debug"))
+            .and_then(|d| d.is_truthy())
+            .unwrap_or(true);
+        if !debug {
+            let ready = self.ready.bind(py);
+            let timers = || lp.getattr(pyo3::intern!(py, "_scheduled")).and_then(|t| t.len());
+            let before = timers();
+            if let Err(err) = soon::drain(ready, READY_BUDGET) {
+                eprintln!("spikard: the asyncio loop failed running its callbacks:");
+                err.print(py);
+            }
+            let settled = ready.len().map(|n| n == 0).unwrap_or(false);
+            if settled && before.is_ok() && timers().ok() == before.as_ref().ok().copied() {
+                return;
+            }
+        }
+        self.wake.notify_one();
     }
 
     /// Runs `coro` as a task and waits for its result.

@@ -5,9 +5,23 @@ use crate::response::PyResponse;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use spikard_core::{response, Error, IntoResponse, Response, StatusCode};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// Logs a Python exception with its traceback and turns it into a 500.
+/// Logs a Python exception with its traceback and turns it into a 500; a
+/// `spikard.postgres.Unavailable` is a 503 instead, logged in one line at most every 10 s.
 pub fn internal(py: Python<'_>, name: &str, err: PyErr) -> Error {
+    if crate::postgres::is_unavailable(py, &err) {
+        let detail = err.value(py).to_string();
+        static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+        if let Ok(mut last) = LAST.lock() {
+            if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                *last = Some(Instant::now());
+                eprintln!("spikard: handler {name}: {detail} (answered 503)");
+            }
+        }
+        return Error::Unavailable(detail);
+    }
     eprintln!("spikard: handler {name} raised:");
     err.print(py);
     Error::Internal(format!("handler {name} raised"))

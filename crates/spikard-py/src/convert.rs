@@ -121,7 +121,7 @@ fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
 /// A `uuid.UUID` with the slots `uuid.UUID(int=…)` sets (`int`, `is_safe`), set directly:
 /// `UUID.__setattr__` refuses every assignment, so the generic setter is used, as
 /// `__init__`'s own `object.__setattr__` does.
-fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, PyAny>> {
+pub fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, PyAny>> {
     let cached = cached(py)?;
     let obj = cached
         .object_new

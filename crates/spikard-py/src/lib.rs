@@ -8,6 +8,7 @@ mod blocking;
 mod context;
 pub mod convert;
 mod handler;
+mod postgres;
 mod response;
 mod soon;
 mod stream;
@@ -32,5 +33,9 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<soon::Handle>()?;
     module.add_class::<soon::CallSoon>()?;
     module.add_function(wrap_pyfunction!(soon::drain, module)?)?;
+    module.add_class::<postgres::PgPool>()?;
+    module.add_class::<postgres::PgConnection>()?;
+    module.add_class::<postgres::Transaction>()?;
+    module.add_function(wrap_pyfunction!(postgres::_settle, module)?)?;
     Ok(())
 }

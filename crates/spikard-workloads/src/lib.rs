@@ -109,8 +109,9 @@ pub struct Workload {
     /// Whether the harness measures it (`fault` is only checked).
     pub benchmarked: bool,
     /// A second serving of another workload's route that only the Python workload server
-    /// has: the same database routes with `def` handlers on a blocking driver (`/sync/…`),
-    /// or CPU-only routes with `async def` handlers (`/async/…`).
+    /// has: the same database routes on asyncpg, the peers' driver (`/asyncpg/…`), or with
+    /// `def` handlers on a blocking driver (`/sync/…`), or CPU-only routes with `async def`
+    /// handlers (`/async/…`).
     pub python_only: bool,
 }
 
@@ -166,7 +167,7 @@ fn multipart(name: &'static str, route: &'static str, size: usize, seed: u32) ->
     }
 }
 
-/// A Python-only second serving of `base` under `prefix` (`/sync` or `/async`).
+/// A Python-only second serving of `base` under `prefix` (`/asyncpg`, `/sync` or `/async`).
 fn variant(base: &Workload, name: &'static str, route: &'static str, prefix: &str) -> Workload {
     Workload {
         name,
@@ -225,6 +226,12 @@ fn techempower() -> Vec<Workload> {
         ),
         db("fortunes", "/fortunes", "/fortunes", DbCheck::Fortunes),
     ];
+    let asyncpg_names = [
+        ("db-asyncpg", "/asyncpg/db"),
+        ("queries-asyncpg", "/asyncpg/queries"),
+        ("updates-asyncpg", "/asyncpg/updates"),
+        ("fortunes-asyncpg", "/asyncpg/fortunes"),
+    ];
     let sync_names = [
         ("db-sync", "/sync/db"),
         ("queries-sync", "/sync/queries"),
@@ -245,9 +252,12 @@ fn techempower() -> Vec<Workload> {
             },
         ),
     ];
-    for (base, (name, route)) in database.iter().zip(sync_names) {
+    for ((base, (asyncpg, asyncpg_route)), (sync, sync_route)) in
+        database.iter().zip(asyncpg_names).zip(sync_names)
+    {
         all.push(base.clone());
-        all.push(variant(base, name, route, "/sync"));
+        all.push(variant(base, asyncpg, asyncpg_route, "/asyncpg"));
+        all.push(variant(base, sync, sync_route, "/sync"));
     }
     all
 }
@@ -275,7 +285,7 @@ fn async_variants(table: &[Workload]) -> Vec<Workload> {
 fn build() -> Vec<Workload> {
     let cpu = cpu_only();
     let asyncs = async_variants(&cpu);
-    let mut table = Vec::with_capacity(cpu.len() + asyncs.len() + 10);
+    let mut table = Vec::with_capacity(cpu.len() + asyncs.len() + 14);
     let mut fault = None;
     for workload in cpu {
         if workload.category == Category::Fault {
@@ -691,12 +701,12 @@ mod tests {
     fn table_is_complete_and_unique() {
         let names: std::collections::HashSet<_> = table().iter().map(|w| w.name).collect();
         assert_eq!(names.len(), table().len());
-        assert_eq!(table().len(), 35);
+        assert_eq!(table().len(), 39);
         let routes: std::collections::HashSet<_> =
             table().iter().map(|w| (w.method, w.route)).collect();
         assert_eq!(routes.len(), table().len());
         let python_only = table().iter().filter(|w| w.python_only).count();
-        assert_eq!(python_only, 7);
+        assert_eq!(python_only, 11);
         assert_eq!(
             unserved(&[("GET", "/health")]).len(),
             table().len() - 1 - python_only
@@ -704,6 +714,8 @@ mod tests {
         assert_eq!(table().last().map(|w| w.name), Some("fault"));
         let sync_db = find("queries-sync").map(|w| w.sample.target.as_str());
         assert_eq!(sync_db, Some("/sync/queries?queries=20"));
+        let asyncpg_db = find("updates-asyncpg").map(|w| w.sample.target.as_str());
+        assert_eq!(asyncpg_db, Some("/asyncpg/updates?queries=20"));
     }
 
     #[test]
