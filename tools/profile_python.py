@@ -13,6 +13,11 @@ the difference (what the Python path adds, symbol by symbol):
 
     tools/profile_python.py --compare query-many
 
+With `--against OTHER`, each workload is compared with OTHER on the Python server instead
+(what `async def` adds to the same work, say):
+
+    tools/profile_python.py --compare --against path-int path-int-async
+
 Needs `perf` and a release build (`make build`). Prints markdown tables.
 """
 
@@ -128,26 +133,34 @@ def parts_table(workloads: list[str], table: dict, command: str, seconds: float,
         stop(proc)
 
 
-def compare(workloads: list[str], table: dict, seconds: float, out: Path, top: int) -> None:
+def compare(workloads: list[str], table: dict, seconds: float, out: Path, top: int, against: str | None) -> None:
+    """Each workload on the Python server against the same workload on the Rust server, or
+    (``against``) against another workload on the Python server."""
+    sides = [("python", PYTHON, None), ("rust", RUST, None)]
+    if against:
+        sides = [("python", PYTHON, None), (against, PYTHON, against)]
     runs: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}
-    for server, command in (("python", PYTHON), ("rust", RUST)):
+    for label, command, other in sides:
         proc, port = serve(command)
         try:
             for name in workloads:
-                cpu, data = record(table[name], port, proc.pid, seconds, out, f"-{server}")
-                runs.setdefault(name, {})[server] = (cpu, symbol_costs(data, cpu))
+                cpu, data = record(table[other or name], port, proc.pid, seconds, out, f"-{label}")
+                runs.setdefault(name, {})[label] = (cpu, symbol_costs(data, cpu))
         finally:
             stop(proc)
+    a_label, b_label = sides[0][0], sides[1][0]
     for name in workloads:
-        (py_cpu, py), (rs_cpu, rs) = runs[name]["python"], runs[name]["rust"]
-        print(f"\n{name}: python {py_cpu:.1f} µs, rust {rs_cpu:.1f} µs per request\n")
-        print("| symbol | python µs | rust µs | python − rust |")
+        (a_cpu, a_costs), (b_cpu, b_costs) = runs[name][a_label], runs[name][b_label]
+        print(f"\n{name}: {a_label} {a_cpu:.1f} µs, {b_label} {b_cpu:.1f} µs per request\n")
+        print(f"| symbol | {a_label} µs | {b_label} µs | {a_label} − {b_label} |")
         print("|---|---:|---:|---:|")
-        symbols = sorted(set(py) | set(rs), key=lambda k: py.get(k, 0.0) - rs.get(k, 0.0), reverse=True)
+        symbols = sorted(
+            set(a_costs) | set(b_costs), key=lambda k: a_costs.get(k, 0.0) - b_costs.get(k, 0.0), reverse=True
+        )
         for symbol in symbols[:top]:
-            a, b = py.get(symbol, 0.0), rs.get(symbol, 0.0)
+            a, b = a_costs.get(symbol, 0.0), b_costs.get(symbol, 0.0)
             print(f"| `{symbol[:100]}` | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
-        rest = sum(py.get(k, 0.0) - rs.get(k, 0.0) for k in symbols[top:])
+        rest = sum(a_costs.get(k, 0.0) - b_costs.get(k, 0.0) for k in symbols[top:])
         print(f"| every other symbol | | | {rest:+.3f} |", flush=True)
 
 
@@ -157,16 +170,21 @@ def main() -> None:
     parser.add_argument("--rust", action="store_true", help="profile the Rust workload server instead, for comparison")
     parser.add_argument("--compare", action="store_true", help="both servers, symbol by symbol")
     parser.add_argument("--top", type=int, default=30, help="symbols listed by --compare")
+    parser.add_argument(
+        "--against",
+        metavar="WORKLOAD",
+        help="with --compare: against this workload on the Python server instead of the Rust server",
+    )
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp())
     subprocess.run([str(ab.ROOT / "target/release/spikard-rust-workloads"), "--export-table", str(out)], check=True)
     table = {w["name"]: w for w in json.loads((out / "table.json").read_text())}
-    unknown = [name for name in args.workloads if name not in table]
+    unknown = [name for name in [*args.workloads, *([args.against] if args.against else [])] if name not in table]
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(unknown)}")
     if args.compare:
-        compare(args.workloads, table, args.duration, out, args.top)
+        compare(args.workloads, table, args.duration, out, args.top, args.against)
     else:
         parts_table(args.workloads, table, RUST if args.rust else PYTHON, args.duration, out)
     print(f"\nperf data: {out}", file=sys.stderr)

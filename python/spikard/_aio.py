@@ -85,7 +85,7 @@ class EngineLoop(asyncio.SelectorEventLoop):
         #: The loop methods this instance replaces with equivalents that run no Python frame
         #: of their own (see :meth:`_use_fast_paths`).
         self._fast_paths: dict[str, Callable[..., Any]] | None = {
-            "call_soon": CallSoon(self, self._ready),
+            "call_soon": CallSoon(self, self._ready).call_soon,
             "create_future": functools.partial(asyncio.Future, loop=self),
             "create_task": functools.partial(asyncio.Task, loop=self),
         }

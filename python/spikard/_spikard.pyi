@@ -3,6 +3,8 @@
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Self, final
 
+from typing_extensions import disjoint_base
+
 @final
 class App:
     def __new__(
@@ -107,11 +109,12 @@ class CallSoon:
     """``loop.call_soon`` for the engine loop: queues a :class:`Handle` on ``ready``."""
 
     def __new__(cls, event_loop: Any, ready: Any) -> CallSoon: ...
-    def __call__(self, callback: Any, *args: Any, context: Any = None) -> Handle: ...
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Handle: ...
 
 def drain(ready: Any, budget: int) -> None:
     """Runs up to ``budget`` handles from the front of the ``ready`` deque."""
 
+@disjoint_base
 class PgPool:
     """The engine side of :class:`spikard.postgres.Pool`."""
 

@@ -39,7 +39,9 @@ HTTP_WORKLOADS = [
     "mixed-async",
 ]
 # Checked against the database in test_database.py.
-DATABASE_WORKLOADS = [f"{name}{sync}" for name in ("db", "queries", "updates", "fortunes") for sync in ("", "-sync")]
+DATABASE_WORKLOADS = [
+    f"{name}{driver}" for name in ("db", "queries", "updates", "fortunes") for driver in ("", "-asyncpg", "-sync")
+]
 
 
 def test_the_table_lists_these_workloads(table: list[dict]) -> None:

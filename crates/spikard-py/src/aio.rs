@@ -24,8 +24,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
+use crate::handler::call_raw;
 use crate::soon;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyString, PyTuple};
 
 /// `spikard._aio` and `asyncio` objects, looked up once.
 struct Names {
@@ -81,6 +82,57 @@ thread_local! {
 /// The loop of the calling engine thread.
 pub fn current() -> Option<Arc<EngineLoop>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// A task started by [`EngineLoop::spawn_with`].
+pub enum Started<'py> {
+    /// It finished during its first step: the task, ready for `result()`.
+    Done(Bound<'py, PyAny>),
+    /// It suspended: its done callback calls `on_done`.
+    Pending(Py<PyAny>),
+}
+
+/// `asyncio.Task(coro, loop=lp, context=context, name=name)`, through vectorcall with
+/// keyword names (no keyword dict built per task).
+fn new_task<'py>(
+    py: Python<'py>,
+    coro: &Bound<'py, PyAny>,
+    lp: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    name: Option<&Bound<'py, PyString>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static WITH_NAME: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    static WITHOUT_NAME: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    let kwnames = match name {
+        Some(_) => WITH_NAME.get_or_try_init(py, || {
+            PyTuple::new(py, ["loop", "context", "name"]).map(Bound::unbind)
+        })?,
+        None => WITHOUT_NAME.get_or_try_init(py, || {
+            PyTuple::new(py, ["loop", "context"]).map(Bound::unbind)
+        })?,
+    };
+    let none = py.None();
+    let context = context.map_or(none.as_ptr(), |c| c.as_ptr());
+    let mut slots = [
+        std::ptr::null_mut(),
+        coro.as_ptr(),
+        lp.as_ptr(),
+        context,
+        name.map_or(std::ptr::null_mut(), |n| n.as_ptr()),
+    ];
+    let task = names(py)?.task.bind(py);
+    // SAFETY: `slots[1..=n]` are live objects borrowed for the call (one positional, then
+    // one per keyword name); slot 0 is scratch space, as PY_VECTORCALL_ARGUMENTS_OFFSET
+    // allows; the result is a new reference or NULL with an exception set.
+    unsafe {
+        let result = pyo3::ffi::PyObject_Vectorcall(
+            task.as_ptr(),
+            slots.as_mut_ptr().add(1),
+            1 | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            kwnames.as_ptr(),
+        );
+        Bound::from_owned_ptr_or_err(py, result)
+    }
 }
 
 /// A task started by [`EngineLoop::spawn`].
@@ -168,19 +220,40 @@ impl EngineLoop {
         context: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyString>>,
     ) -> PyResult<Spawned<'py>> {
+        let (tx, rx) = oneshot::channel();
+        Ok(
+            match self.spawn_with(py, coro, context, name, move |_, task| {
+                let _ = tx.send(task.clone().unbind());
+            })? {
+                Started::Done(task) => Spawned::Done(task),
+                Started::Pending(task) => Spawned::Pending(task, rx),
+            },
+        )
+    }
+
+    /// [`EngineLoop::spawn`], calling `on_done` with the task (on the loop's thread, with the
+    /// GIL, from the task's done callback) when it did not finish in its first step.
+    pub fn spawn_with<'py, F>(
+        &self,
+        py: Python<'py>,
+        coro: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyString>>,
+        on_done: F,
+    ) -> PyResult<Started<'py>>
+    where
+        F: FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send + 'static,
+    {
         let lp = self.obj.bind(py);
         let ready = self.ready.bind(py);
         let timers = || -> PyResult<usize> { lp.getattr(pyo3::intern!(py, "_scheduled"))?.len() };
         let before = timers()?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(pyo3::intern!(py, "loop"), lp)?;
-        kwargs.set_item(pyo3::intern!(py, "context"), context)?;
-        if let Some(name) = name {
-            kwargs.set_item(pyo3::intern!(py, "name"), name)?;
-        }
-        let task = names(py)?.task.bind(py).call((coro,), Some(&kwargs))?;
+        let task = new_task(py, coro, lp, context, name)?;
         // Task() queued its first step last: run it here instead of in a loop iteration.
-        let first = ready.call_method0(pyo3::intern!(py, "pop"))?;
+        let first = call_raw(
+            &ready.getattr(pyo3::intern!(py, "pop"))?,
+            std::iter::empty(),
+        )?;
         soon::run_any(&first)?;
         let wake = ready.len()? != 0 || timers()? != before;
         let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
@@ -189,20 +262,19 @@ impl EngineLoop {
             self.wake.notify_one();
         }
         if done {
-            return Ok(Spawned::Done(task));
+            return Ok(Started::Done(task));
         }
-        let (tx, rx) = oneshot::channel();
         let pending = self.pending.bind(py);
         let completion = Py::new(
             py,
             Completion {
-                tx: Mutex::new(Some(tx)),
+                on_done: Mutex::new(Some(Box::new(on_done))),
                 pending: pending.clone().unbind(),
             },
         )?;
         pending.call_method1(pyo3::intern!(py, "add"), (&task,))?;
         task.call_method1(pyo3::intern!(py, "add_done_callback"), (completion,))?;
-        Ok(Spawned::Pending(task.unbind(), rx))
+        Ok(Started::Pending(task.unbind()))
     }
 
     /// `loop.create_future()`.
@@ -224,7 +296,10 @@ impl EngineLoop {
             .unwrap_or(true);
         if !debug {
             let ready = self.ready.bind(py);
-            let timers = || lp.getattr(pyo3::intern!(py, "_scheduled")).and_then(|t| t.len());
+            let timers = || {
+                lp.getattr(pyo3::intern!(py, "_scheduled"))
+                    .and_then(|t| t.len())
+            };
             let before = timers();
             if let Err(err) = soon::drain(ready, READY_BUDGET) {
                 eprintln!("spikard: the asyncio loop failed running its callbacks:");
@@ -335,22 +410,26 @@ async fn drive(lp: Arc<EngineLoop>, fd: AsyncFd<RawFd>) {
     }
 }
 
-/// Receives the finished asyncio task of a suspended handler (its one done callback), and
-/// lets go of it in the loop's pending set.
+/// What a [`Completion`] does with the finished task.
+type OnDone = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send>;
+
+/// The one done callback of a suspended task: lets go of it in the loop's pending set and
+/// hands it on.
 #[pyclass(module = "spikard._spikard")]
 pub struct Completion {
-    tx: Mutex<Option<oneshot::Sender<Py<PyAny>>>>,
+    on_done: Mutex<Option<OnDone>>,
     pending: Py<PyAny>,
 }
 
 #[pymethods]
 impl Completion {
-    fn __call__(&self, py: Python<'_>, task: Py<PyAny>) -> PyResult<()> {
+    fn __call__(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = task.py();
         self.pending
             .bind(py)
-            .call_method1(pyo3::intern!(py, "discard"), (task.bind(py),))?;
-        if let Some(tx) = self.tx.lock().ok().and_then(|mut tx| tx.take()) {
-            let _ = tx.send(task);
+            .call_method1(pyo3::intern!(py, "discard"), (task,))?;
+        if let Some(on_done) = self.on_done.lock().ok().and_then(|mut f| f.take()) {
+            on_done(py, task);
         }
         Ok(())
     }

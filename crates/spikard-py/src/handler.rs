@@ -11,7 +11,7 @@
 //!   its first step run at once;
 //! - a generator as an event stream (see [`crate::stream`]).
 
-use crate::aio::{self, task_result, Spawned};
+use crate::aio::{self, task_result, Started};
 use crate::answer::{answer, internal};
 use crate::blocking::{Pool, SlowLog};
 use crate::context;
@@ -23,6 +23,7 @@ use spikard_core::{
     json, BodyData, Error, FieldError, IntoResponse, LocPart, Malformed, Request, Response,
 };
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// How the body argument is produced.
 pub enum BodyArg {
@@ -144,20 +145,26 @@ impl PyHandler {
                 Err(err) => return Ok(err.into_response()),
             };
             let name = self.task_name.bind(py);
+            let (tx, rx) = oneshot::channel();
+            let handler = Arc::clone(&self);
+            // A task that suspends is answered from its done callback, with the GIL the loop
+            // already holds there.
+            let on_done = move |py: Python<'_>, task: &Bound<'_, PyAny>| {
+                let _ = tx.send(answer(py, &handler.name, task_result(task)));
+            };
             let spawned = call(self.func.bind(py), &args)
-                .and_then(|coro| lp.spawn(py, &coro, None, Some(name)));
+                .and_then(|coro| lp.spawn_with(py, &coro, None, Some(name), on_done));
             match spawned {
-                Ok(Spawned::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
-                Ok(Spawned::Pending(_, rx)) => Err(rx),
+                Ok(Started::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
+                Ok(Started::Pending(_)) => Err(rx),
                 Err(err) => Ok(internal(py, &self.name, err).into_response()),
             }
         });
         match started {
             Ok(response) => response,
-            Err(rx) => match rx.await {
-                Ok(task) => Python::attach(|py| answer(py, &self.name, task_result(task.bind(py)))),
-                Err(_) => Error::Internal("the asyncio loop dropped a task".into()).into_response(),
-            },
+            Err(rx) => rx.await.unwrap_or_else(|_| {
+                Error::Internal("the asyncio loop dropped a task".into()).into_response()
+            }),
         }
     }
 

@@ -166,8 +166,10 @@ impl CallSoon {
         })
     }
 
+    /// `call_soon` itself. The loop installs this bound method (not the object): a builtin
+    /// method takes the `context=` keyword through vectorcall, without a keyword dict.
     #[pyo3(signature = (callback, *args, context = None))]
-    fn __call__<'py>(
+    fn call_soon<'py>(
         &self,
         py: Python<'py>,
         callback: Py<PyAny>,

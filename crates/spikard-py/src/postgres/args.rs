@@ -187,7 +187,10 @@ type Encoded = Result<IsNull, Box<dyn StdError + Sync + Send>>;
 
 fn wrong(arg: &Arg, ty: &Type) -> Box<dyn StdError + Sync + Send> {
     Box::new(ArgError {
-        message: format!("PostgreSQL expects {ty} here; a {} does not convert to it", arg.kind()),
+        message: format!(
+            "PostgreSQL expects {ty} here; a {} does not convert to it",
+            arg.kind()
+        ),
         out_of_range: false,
     })
 }
@@ -303,8 +306,7 @@ impl Arg {
             (Arg::Aware(dt), &Type::TIMESTAMPTZ) => return dt.with_timezone(&Utc).to_sql(ty, out),
             (Arg::Naive(_), &Type::TIMESTAMPTZ) => {
                 return Err(Box::new(ArgError {
-                    message: "a timestamptz takes a datetime with tzinfo; this one has none"
-                        .into(),
+                    message: "a timestamptz takes a datetime with tzinfo; this one has none".into(),
                     out_of_range: false,
                 }))
             }

@@ -72,8 +72,9 @@ impl Shared {
         }
         // A parent's pools: their connections are the parent's, driven by threads this
         // process does not have; they are forgotten, not closed.
-        let (current, stale): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut *pools).into_iter().partition(|(_, g, _)| *g == now);
+        let (current, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *pools)
+            .into_iter()
+            .partition(|(_, g, _)| *g == now);
         *pools = current;
         for (_, _, pool) in stale {
             std::mem::forget(pool);
@@ -101,7 +102,10 @@ impl Shared {
         }
         self.local()?.get().await.map_err(|err| match err {
             deadpool_postgres::PoolError::Closed => Failure::Closed,
-            err => Failure::Unavailable(format!("the database cannot be reached: {}", chain_text(&err))),
+            err => Failure::Unavailable(format!(
+                "the database cannot be reached: {}",
+                chain_text(&err)
+            )),
         })
     }
 }
@@ -131,10 +135,7 @@ enum Failure {
     Released,
     /// A parameter does not convert to its declared type (`TypeError`, or `ValueError` when
     /// out of range), or the count of parameters is wrong.
-    Argument {
-        message: String,
-        out_of_range: bool,
-    },
+    Argument { message: String, out_of_range: bool },
     /// PostgreSQL refused the statement (`PostgresError` with its SQLSTATE).
     Server {
         message: String,
@@ -153,9 +154,13 @@ impl From<tokio_postgres::Error> for Failure {
             let sqlstate = db.code().code().to_owned();
             // Class 08 (connection exception) and the shut-down codes of class 57: the
             // server is going away, not refusing the statement.
-            if sqlstate.starts_with("08") || matches!(sqlstate.as_str(), "57P01" | "57P02" | "57P03")
+            if sqlstate.starts_with("08")
+                || matches!(sqlstate.as_str(), "57P01" | "57P02" | "57P03")
             {
-                return Failure::Unavailable(format!("the database connection failed: {}", db.message()));
+                return Failure::Unavailable(format!(
+                    "the database connection failed: {}",
+                    db.message()
+                ));
             }
             return Failure::Server {
                 message: db.message().to_owned(),
@@ -164,7 +169,10 @@ impl From<tokio_postgres::Error> for Failure {
                 hint: db.hint().map(str::to_owned),
             };
         }
-        if let Some(arg) = err.source().and_then(|s| s.downcast_ref::<args::ArgError>()) {
+        if let Some(arg) = err
+            .source()
+            .and_then(|s| s.downcast_ref::<args::ArgError>())
+        {
             // "error serializing parameter N", N from 0.
             let index = err
                 .to_string()
@@ -187,7 +195,10 @@ impl From<tokio_postgres::Error> for Failure {
         if text.starts_with("expected ") && text.contains(" parameters but got ") {
             let counts = &text["expected ".len()..];
             return Failure::Argument {
-                message: format!("the query takes {}", counts.replace(" but got ", "; given: ")),
+                message: format!(
+                    "the query takes {}",
+                    counts.replace(" but got ", "; given: ")
+                ),
                 out_of_range: false,
             };
         }
@@ -218,10 +229,20 @@ fn exceptions(py: Python<'_>) -> PyResult<&Exceptions> {
 
 /// Whether `err` is a `spikard.postgres.Unavailable` (the engine answers it with a 503).
 pub fn is_unavailable(py: Python<'_>, err: &PyErr) -> bool {
-    // Only once the module was imported: an application that never used it has no such
-    // errors, and this check must not import it.
-    let Some(exceptions) = EXCEPTIONS.get(py) else {
-        return false;
+    // Only once the module was imported: an application that never imported it raises no
+    // such error, and this check must not import it.
+    let imported = || -> PyResult<bool> {
+        py.import("sys")?
+            .getattr("modules")?
+            .contains("spikard.postgres")
+    };
+    let exceptions = match EXCEPTIONS.get(py) {
+        Some(exceptions) => exceptions,
+        None if imported().unwrap_or(false) => match exceptions(py) {
+            Ok(exceptions) => exceptions,
+            Err(_) => return false,
+        },
+        None => return false,
     };
     err.value(py)
         .is_instance(exceptions.unavailable.bind(py))
@@ -230,7 +251,11 @@ pub fn is_unavailable(py: Python<'_>, err: &PyErr) -> bool {
 
 impl Failure {
     fn into_py(self, py: Python<'_>) -> PyErr {
-        let raise = |class: &Py<PyAny>, message: String, sqlstate: Option<String>, detail: Option<String>, hint: Option<String>| {
+        let raise = |class: &Py<PyAny>,
+                     message: String,
+                     sqlstate: Option<String>,
+                     detail: Option<String>,
+                     hint: Option<String>| {
             match class.bind(py).call1((message, sqlstate, detail, hint)) {
                 Ok(exc) => PyErr::from_value(exc),
                 Err(err) => err,
@@ -419,7 +444,10 @@ pub fn _settle(
     value: &Bound<'_, PyAny>,
     error: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    if future.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+    if future
+        .call_method0(pyo3::intern!(py, "done"))?
+        .is_truthy()?
+    {
         return Ok(());
     }
     if error.is_none() {
@@ -524,7 +552,9 @@ fn seconds(what: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| PyValueError::new_err(format!("{what} must be a positive number of seconds")))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{what} must be a positive number of seconds"))
+        })
 }
 
 /// `spikard.postgres.Pool`'s engine side.
@@ -554,10 +584,15 @@ impl PgPool {
     /// `host=… dbname=…`). No connection opens before the first query.
     #[new]
     #[pyo3(signature = (dsn, *, max_size = 10, connect_timeout = 5.0, acquire_timeout = 5.0))]
-    fn new(dsn: &str, max_size: usize, connect_timeout: f64, acquire_timeout: f64) -> PyResult<Self> {
-        let mut config: tokio_postgres::Config = dsn
-            .parse()
-            .map_err(|e| PyValueError::new_err(format!("not a PostgreSQL connection string: {e}")))?;
+    fn new(
+        dsn: &str,
+        max_size: usize,
+        connect_timeout: f64,
+        acquire_timeout: f64,
+    ) -> PyResult<Self> {
+        let mut config: tokio_postgres::Config = dsn.parse().map_err(|e| {
+            PyValueError::new_err(format!("not a PostgreSQL connection string: {e}"))
+        })?;
         if max_size == 0 {
             return Err(PyValueError::new_err("max_size must be at least 1"));
         }
@@ -581,13 +616,23 @@ impl PgPool {
 
     /// Every row, as tuples.
     #[pyo3(signature = (query, *args))]
-    fn fetch<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.pooled(py, job(Op::Rows, query, args)?)
     }
 
     /// The first row as a tuple, or None.
     #[pyo3(signature = (query, *args))]
-    fn fetchrow<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetchrow<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.pooled(py, job(Op::Row, query, args)?)
     }
 
@@ -605,19 +650,34 @@ impl PgPool {
 
     /// Runs the statement; resolves to the number of rows it affected.
     #[pyo3(signature = (query, *args))]
-    fn execute<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.pooled(py, job(Op::Count, query, args)?)
     }
 
     /// Runs the query once per argument tuple, pipelined on one connection; every row of
     /// every execution, in order.
-    fn fetchmany<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetchmany<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.pooled(py, many(Op::Rows, query, args)?)
     }
 
     /// Runs the statement once per argument tuple, pipelined on one connection; resolves
     /// to the rows affected in all.
-    fn executemany<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn executemany<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.pooled(py, many(Op::Count, query, args)?)
     }
 
@@ -677,7 +737,12 @@ impl PgConnection {
     }
 
     /// `BEGIN`, `COMMIT` or `ROLLBACK`; `open`: whether a transaction is open after it.
-    fn control<'py>(&self, py: Python<'py>, sql: &'static str, open: bool) -> PyResult<Bound<'py, PyAny>> {
+    fn control<'py>(
+        &self,
+        py: Python<'py>,
+        sql: &'static str,
+        open: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client().map_err(|f| f.into_py(py))?;
         let flag = Arc::clone(&self.in_transaction);
         submit(py, &self.shared, async move {
@@ -692,12 +757,22 @@ impl PgConnection {
 #[pymethods]
 impl PgConnection {
     #[pyo3(signature = (query, *args))]
-    fn fetch<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, job(Op::Rows, query, args)?)
     }
 
     #[pyo3(signature = (query, *args))]
-    fn fetchrow<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetchrow<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, job(Op::Row, query, args)?)
     }
 
@@ -713,15 +788,30 @@ impl PgConnection {
     }
 
     #[pyo3(signature = (query, *args))]
-    fn execute<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, job(Op::Count, query, args)?)
     }
 
-    fn fetchmany<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn fetchmany<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, many(Op::Rows, query, args)?)
     }
 
-    fn executemany<'py>(&self, py: Python<'py>, query: &str, args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn executemany<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        args: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, many(Op::Count, query, args)?)
     }
 
@@ -729,8 +819,10 @@ impl PgConnection {
     /// block raises.
     fn transaction(slf: Bound<'_, Self>) -> PyResult<Transaction> {
         if slf.get().in_transaction.load(Ordering::Acquire) {
-            return Err(Failure::Driver("a transaction is already open on this connection".into())
-                .into_py(slf.py()));
+            return Err(
+                Failure::Driver("a transaction is already open on this connection".into())
+                    .into_py(slf.py()),
+            );
         }
         Ok(Transaction {
             connection: slf.unbind(),
@@ -809,14 +901,22 @@ impl Transaction {
         _traceback: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let connection = self.connection.bind(py).get();
-        let sql = if exc_type.is_none() { "COMMIT" } else { "ROLLBACK" };
+        let sql = if exc_type.is_none() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
         // Resolves to None: an exception from the block propagates.
         connection.control(py, sql, false)
     }
 }
 
 /// A coroutine that awaits `first` and then returns `value`.
-fn chain<'py>(py: Python<'py>, first: &Bound<'py, PyAny>, value: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn chain<'py>(
+    py: Python<'py>,
+    first: &Bound<'py, PyAny>,
+    value: Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     static THEN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let then = THEN.get_or_try_init(py, || {
         PyResult::Ok(py.import("spikard.postgres")?.getattr("_then")?.unbind())

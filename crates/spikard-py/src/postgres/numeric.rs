@@ -31,11 +31,15 @@ pub fn to_sql(text: &str, out: &mut BytesMut) -> Result<(), Failure> {
         out.put_u16(sign);
         out.put_i16(0);
     };
-    match text.trim() {
-        "NaN" | "nan" | "sNaN" => return Ok(special(NAN, out)),
-        "Infinity" | "+Infinity" | "inf" => return Ok(special(PLUS_INFINITY, out)),
-        "-Infinity" | "-inf" => return Ok(special(MINUS_INFINITY, out)),
-        _ => {}
+    let sign = match text.trim() {
+        "NaN" | "nan" | "sNaN" => Some(NAN),
+        "Infinity" | "+Infinity" | "inf" => Some(PLUS_INFINITY),
+        "-Infinity" | "-inf" => Some(MINUS_INFINITY),
+        _ => None,
+    };
+    if let Some(sign) = sign {
+        special(sign, out);
+        return Ok(());
     }
     let (negative, digits, exponent) = parse(text).ok_or_else(|| not_decimal(text))?;
     // value = digits × 10^exponent; split at the decimal point.
@@ -119,7 +123,11 @@ fn parse(text: &str) -> Option<(bool, String, i64)> {
     if int_digits.is_empty() && frac_digits.is_empty() {
         return None;
     }
-    if !int_digits.bytes().chain(frac_digits.bytes()).all(|b| b.is_ascii_digit()) {
+    if !int_digits
+        .bytes()
+        .chain(frac_digits.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let exponent = exponent.checked_sub(i64::try_from(frac_digits.len()).ok()?)?;
@@ -216,7 +224,10 @@ mod tests {
             ("1E+3", "1000"),
             ("1.23E-7", "0.000000123"),
             ("-0", "0"),
-            ("99999999999999999999999999999999.99", "99999999999999999999999999999999.99"),
+            (
+                "99999999999999999999999999999999.99",
+                "99999999999999999999999999999999.99",
+            ),
             ("NaN", "NaN"),
             ("-Infinity", "-Infinity"),
         ] {
@@ -226,7 +237,15 @@ mod tests {
 
     #[test]
     fn what_is_not_a_number_is_refused() {
-        for text in ["", "-", "1.2.3", "abc", "1e", "0x10", "1e999999999999999999"] {
+        for text in [
+            "",
+            "-",
+            "1.2.3",
+            "abc",
+            "1e",
+            "0x10",
+            "1e999999999999999999",
+        ] {
             assert!(to_sql(text, &mut BytesMut::new()).is_err(), "{text}");
         }
     }

@@ -107,7 +107,10 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
         _ => {}
     }
     Ok(match *ty {
-        Type::BOOL => wire::bool_from_sql(raw)?.into_pyobject(py)?.to_owned().into_any(),
+        Type::BOOL => wire::bool_from_sql(raw)?
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any(),
         Type::INT2 => wire::int2_from_sql(raw)?.into_pyobject(py)?.into_any(),
         Type::INT4 => wire::int4_from_sql(raw)?.into_pyobject(py)?.into_any(),
         Type::INT8 => wire::int8_from_sql(raw)?.into_pyobject(py)?.into_any(),
@@ -118,8 +121,11 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             PyString::new(py, text(raw)?).into_any()
         }
-        Type::CHAR => PyString::new(py, &char::from(raw.first().copied().unwrap_or(0)).to_string())
-            .into_any(),
+        Type::CHAR => PyString::new(
+            py,
+            &char::from(raw.first().copied().unwrap_or(0)).to_string(),
+        )
+        .into_any(),
         Type::BYTEA => PyBytes::new(py, raw).into_any(),
         Type::UUID => {
             let bytes = wire::uuid_from_sql(raw)?;
@@ -127,7 +133,9 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
         }
         Type::DATE => NaiveDate::from_sql(ty, raw)?.into_pyobject(py)?.into_any(),
         Type::TIME => NaiveTime::from_sql(ty, raw)?.into_pyobject(py)?.into_any(),
-        Type::TIMESTAMP => NaiveDateTime::from_sql(ty, raw)?.into_pyobject(py)?.into_any(),
+        Type::TIMESTAMP => NaiveDateTime::from_sql(ty, raw)?
+            .into_pyobject(py)?
+            .into_any(),
         Type::TIMESTAMPTZ => DateTime::<Utc>::from_sql(ty, raw)?
             .into_pyobject(py)?
             .into_any(),
@@ -157,7 +165,11 @@ fn json<'py>(py: Python<'py>, raw: &[u8]) -> Result<Bound<'py, PyAny>, Decode> {
 }
 
 /// An array as a list (nested lists for more than one dimension).
-fn array_to_py<'py>(py: Python<'py>, member: &Type, raw: &[u8]) -> Result<Bound<'py, PyAny>, Decode> {
+fn array_to_py<'py>(
+    py: Python<'py>,
+    member: &Type,
+    raw: &[u8],
+) -> Result<Bound<'py, PyAny>, Decode> {
     let array = wire::array_from_sql(raw)?;
     let dimensions: Vec<usize> = array
         .dimensions()
@@ -183,7 +195,10 @@ fn nest<'py>(
     dimensions: &[usize],
     values: &mut impl Iterator<Item = Bound<'py, PyAny>>,
 ) -> Result<Bound<'py, PyAny>, Decode> {
-    let (len, inner) = dimensions.split_first().map(|(l, r)| (*l, r)).unwrap_or((0, &[]));
+    let (len, inner) = dimensions
+        .split_first()
+        .map(|(l, r)| (*l, r))
+        .unwrap_or((0, &[]));
     let list = PyList::empty(py);
     for _ in 0..len {
         if inner.is_empty() {
