@@ -72,7 +72,7 @@ impl Kind {
         if workload.python_only && !matches!(self, Kind::Python | Kind::Url) {
             return Some(
                 "a second serving of another workload's route that only Spikard's Python \
-                 server has (def handlers on a blocking driver, or async def handlers)",
+                 server has (asyncpg, def handlers on a blocking driver, or async def handlers)",
             );
         }
         match (self, workload.name) {
