@@ -323,6 +323,17 @@ def make_app(pool: Pool, broken: Pool) -> Spikard:
             return {"timed_out": True}
         return {"timed_out": False}
 
+    @app.get("/debug")
+    async def debug_mode() -> dict:
+        # In debug mode the answer wakes the task through asyncio's own loop iteration.
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        try:
+            value = await pool.fetchval("SELECT $1::int + 1", request_id.get(41))
+        finally:
+            loop.set_debug(False)
+        return {"value": value}
+
     @app.get("/gather/{n}")
     async def gather(n: int) -> list:
         return list(await asyncio.gather(*(pool.fetchval("SELECT $1::int * 2", i) for i in range(n))))
@@ -368,6 +379,7 @@ def test_handlers_await_queries_on_the_engine_thread(db: psycopg.Connection) -> 
         n = random.randrange(5, 40)
         assert client.get(f"/gather/{n}").json() == [2 * i for i in range(n)]
         assert client.get(f"/row/{ids[0]}").json()["label"] == rows[ids[0]]
+        assert client.get("/debug").json() == {"value": 42}
     db.execute(f"DELETE FROM {TABLE}")
 
 
