@@ -85,11 +85,12 @@ pub fn current() -> Option<Arc<EngineLoop>> {
 }
 
 /// A task started by [`EngineLoop::spawn_with`].
-pub enum Started<'py> {
+pub enum Started<'py, R> {
     /// It finished during its first step: the task, ready for `result()`.
     Done(Bound<'py, PyAny>),
-    /// It suspended: its done callback calls `on_done`.
-    Pending(Py<PyAny>),
+    /// It suspended: its done callback calls the `on_done` that `make` gave, and `R` is
+    /// what else `make` gave (the receiving end of a channel, say).
+    Pending(Py<PyAny>, R),
 }
 
 /// `asyncio.Task(coro, loop=lp, context=context, name=name)`, through vectorcall with
@@ -220,30 +221,31 @@ impl EngineLoop {
         context: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyString>>,
     ) -> PyResult<Spawned<'py>> {
-        let (tx, rx) = oneshot::channel();
-        Ok(
-            match self.spawn_with(py, coro, context, name, move |_, task| {
+        let make = || {
+            let (tx, rx) = oneshot::channel();
+            let on_done: OnDone = Box::new(move |_, task| {
                 let _ = tx.send(task.clone().unbind());
-            })? {
-                Started::Done(task) => Spawned::Done(task),
-                Started::Pending(task) => Spawned::Pending(task, rx),
-            },
-        )
+            });
+            (on_done, rx)
+        };
+        Ok(match self.spawn_with(py, coro, context, name, make)? {
+            Started::Done(task) => Spawned::Done(task),
+            Started::Pending(task, rx) => Spawned::Pending(task, rx),
+        })
     }
 
-    /// [`EngineLoop::spawn`], calling `on_done` with the task (on the loop's thread, with the
-    /// GIL, from the task's done callback) when it did not finish in its first step.
-    pub fn spawn_with<'py, F>(
+    /// [`EngineLoop::spawn`] for a task that, when it does not finish in its first step,
+    /// calls the `on_done` that `make` gives (with the task, on the loop's thread, with the
+    /// GIL, from its done callback); `make` runs only then, so a task that finishes at once
+    /// allocates nothing for it.
+    pub fn spawn_with<'py, R>(
         &self,
         py: Python<'py>,
         coro: &Bound<'py, PyAny>,
         context: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyString>>,
-        on_done: F,
-    ) -> PyResult<Started<'py>>
-    where
-        F: FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send + 'static,
-    {
+        make: impl FnOnce() -> (OnDone, R),
+    ) -> PyResult<Started<'py, R>> {
         let lp = self.obj.bind(py);
         let ready = self.ready.bind(py);
         let timers = || -> PyResult<usize> { lp.getattr(pyo3::intern!(py, "_scheduled"))?.len() };
@@ -264,17 +266,18 @@ impl EngineLoop {
         if done {
             return Ok(Started::Done(task));
         }
+        let (on_done, extra) = make();
         let pending = self.pending.bind(py);
         let completion = Py::new(
             py,
             Completion {
-                on_done: Mutex::new(Some(Box::new(on_done))),
+                on_done: Mutex::new(Some(on_done)),
                 pending: pending.clone().unbind(),
             },
         )?;
         pending.call_method1(pyo3::intern!(py, "add"), (&task,))?;
         task.call_method1(pyo3::intern!(py, "add_done_callback"), (completion,))?;
-        Ok(Started::Pending(task.unbind()))
+        Ok(Started::Pending(task.unbind(), extra))
     }
 
     /// `loop.create_future()`.
@@ -411,7 +414,7 @@ async fn drive(lp: Arc<EngineLoop>, fd: AsyncFd<RawFd>) {
 }
 
 /// What a [`Completion`] does with the finished task.
-type OnDone = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send>;
+pub type OnDone = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send>;
 
 /// The one done callback of a suspended task: lets go of it in the loop's pending set and
 /// hands it on.

@@ -145,18 +145,21 @@ impl PyHandler {
                 Err(err) => return Ok(err.into_response()),
             };
             let name = self.task_name.bind(py);
-            let (tx, rx) = oneshot::channel();
-            let handler = Arc::clone(&self);
             // A task that suspends is answered from its done callback, with the GIL the loop
             // already holds there.
-            let on_done = move |py: Python<'_>, task: &Bound<'_, PyAny>| {
-                let _ = tx.send(answer(py, &handler.name, task_result(task)));
+            let make = || {
+                let (tx, rx) = oneshot::channel();
+                let handler = Arc::clone(&self);
+                let on_done: aio::OnDone = Box::new(move |py, task| {
+                    let _ = tx.send(answer(py, &handler.name, task_result(task)));
+                });
+                (on_done, rx)
             };
             let spawned = call(self.func.bind(py), &args)
-                .and_then(|coro| lp.spawn_with(py, &coro, None, Some(name), on_done));
+                .and_then(|coro| lp.spawn_with(py, &coro, None, Some(name), make));
             match spawned {
                 Ok(Started::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
-                Ok(Started::Pending(_)) => Err(rx),
+                Ok(Started::Pending(_, rx)) => Err(rx),
                 Err(err) => Ok(internal(py, &self.name, err).into_response()),
             }
         });
