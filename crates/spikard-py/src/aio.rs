@@ -24,7 +24,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
-use crate::handler::call_raw;
+use crate::handler::{call_raw, call_raw_kw};
 use crate::soon;
 use pyo3::types::{PyString, PyTuple};
 
@@ -114,26 +114,19 @@ fn new_task<'py>(
     };
     let none = py.None();
     let context = context.map_or(none.as_ptr(), |c| c.as_ptr());
-    let mut slots = [
-        std::ptr::null_mut(),
+    let values = [
         coro.as_ptr(),
         lp.as_ptr(),
         context,
         name.map_or(std::ptr::null_mut(), |n| n.as_ptr()),
     ];
+    let given = if name.is_some() { 4 } else { 3 };
     let task = names(py)?.task.bind(py);
-    // SAFETY: `slots[1..=n]` are live objects borrowed for the call (one positional, then
-    // one per keyword name); slot 0 is scratch space, as PY_VECTORCALL_ARGUMENTS_OFFSET
-    // allows; the result is a new reference or NULL with an exception set.
-    unsafe {
-        let result = pyo3::ffi::PyObject_Vectorcall(
-            task.as_ptr(),
-            slots.as_mut_ptr().add(1),
-            1 | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-            kwnames.as_ptr(),
-        );
-        Bound::from_owned_ptr_or_err(py, result)
-    }
+    call_raw_kw(
+        task,
+        values[..given].iter().copied(),
+        Some(kwnames.bind(py)),
+    )
 }
 
 /// A task started by [`EngineLoop::spawn`].
@@ -248,8 +241,7 @@ impl EngineLoop {
     ) -> PyResult<Started<'py, R>> {
         let lp = self.obj.bind(py);
         let ready = self.ready.bind(py);
-        let timers = || -> PyResult<usize> { lp.getattr(pyo3::intern!(py, "_scheduled"))?.len() };
-        let before = timers()?;
+        let before = self.timers(py)?;
         let task = new_task(py, coro, lp, context, name)?;
         // Task() queued its first step last: run it here instead of in a loop iteration.
         let first = call_raw(
@@ -257,7 +249,7 @@ impl EngineLoop {
             std::iter::empty(),
         )?;
         soon::run_any(&first)?;
-        let wake = ready.len()? != 0 || timers()? != before;
+        let wake = self.needs_driver(py, before)?;
         let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
         if wake {
             // New callbacks or timers: the driver recomputes what it waits for.
@@ -292,28 +284,41 @@ impl EngineLoop {
     /// the driver when work is left or the timers changed. In debug mode the driver runs
     /// them in asyncio's own iteration, which reports slow callbacks.
     pub fn run_ready(&self, py: Python<'_>) {
-        let lp = self.obj.bind(py);
-        let debug = lp
+        let debug = self
+            .obj
+            .bind(py)
             .getattr(pyo3::intern!(py, "_debug"))
             .and_then(|d| d.is_truthy())
             .unwrap_or(true);
         if !debug {
-            let ready = self.ready.bind(py);
-            let timers = || {
-                lp.getattr(pyo3::intern!(py, "_scheduled"))
-                    .and_then(|t| t.len())
-            };
-            let before = timers();
-            if let Err(err) = soon::drain(ready, READY_BUDGET) {
-                eprintln!("spikard: the asyncio loop failed running its callbacks:");
-                err.print(py);
-            }
-            let settled = ready.len().map(|n| n == 0).unwrap_or(false);
-            if settled && before.is_ok() && timers().ok() == before.as_ref().ok().copied() {
-                return;
+            let ran = self.timers(py).and_then(|before| {
+                soon::drain(self.ready.bind(py), READY_BUDGET)?;
+                self.needs_driver(py, before)
+            });
+            match ran {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(err) => {
+                    eprintln!("spikard: the asyncio loop failed running its callbacks:");
+                    err.print(py);
+                }
             }
         }
         self.wake.notify_one();
+    }
+
+    /// How many timers the loop holds (`len(loop._scheduled)`).
+    fn timers(&self, py: Python<'_>) -> PyResult<usize> {
+        self.obj
+            .bind(py)
+            .getattr(pyo3::intern!(py, "_scheduled"))?
+            .len()
+    }
+
+    /// Whether the driver must recompute what it waits for after callbacks ran outside an
+    /// iteration: some are left to run, or the count of timers changed from `timers_before`.
+    fn needs_driver(&self, py: Python<'_>, timers_before: usize) -> PyResult<bool> {
+        Ok(self.ready.bind(py).len()? != 0 || self.timers(py)? != timers_before)
     }
 
     /// Runs `coro` as a task and waits for its result.

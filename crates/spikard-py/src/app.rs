@@ -114,7 +114,8 @@ fn source(name: &str) -> PyResult<Source> {
     })
 }
 
-fn positive_seconds(what: &str, seconds: f64) -> PyResult<Duration> {
+/// `seconds` as a duration, or a `ValueError` naming `what` unless it is positive.
+pub(crate) fn positive_seconds(what: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds)
         .ok()
         .filter(|d| !d.is_zero())

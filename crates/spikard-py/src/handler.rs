@@ -227,8 +227,20 @@ pub fn call_raw<'py>(
     func: &Bound<'py, PyAny>,
     args: impl ExactSizeIterator<Item = *mut pyo3::ffi::PyObject>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    call_raw_kw(func, args, None)
+}
+
+/// [`call_raw`] whose last arguments are keyword arguments, named by `kwnames` (a tuple of
+/// str), as vectorcall takes them: no keyword dict is built.
+pub fn call_raw_kw<'py>(
+    func: &Bound<'py, PyAny>,
+    args: impl ExactSizeIterator<Item = *mut pyo3::ffi::PyObject>,
+    kwnames: Option<&Bound<'py, PyTuple>>,
+) -> PyResult<Bound<'py, PyAny>> {
     const ON_STACK: usize = 24;
     let n = args.len();
+    let keywords = kwnames.map_or(0, |k| k.len());
+    debug_assert!(keywords <= n);
     let mut stack = [std::ptr::null_mut(); ON_STACK + 1];
     let mut heap = Vec::new();
     let slots: &mut [*mut pyo3::ffi::PyObject] = if n <= ON_STACK {
@@ -241,15 +253,15 @@ pub fn call_raw<'py>(
         *slot = arg;
     }
     // SAFETY: `slots[1..]` holds `n` borrowed, live objects (the caller keeps them alive for
-    // the call); slot 0 is scratch space the callee may use, as
-    // PY_VECTORCALL_ARGUMENTS_OFFSET allows. The result is a new reference or NULL with an
-    // exception set; the GIL is held (`func.py()`).
+    // the call), the last `keywords` of them the values `kwnames` names; slot 0 is scratch
+    // space the callee may use, as PY_VECTORCALL_ARGUMENTS_OFFSET allows. The result is a
+    // new reference or NULL with an exception set; the GIL is held (`func.py()`).
     unsafe {
         let result = pyo3::ffi::PyObject_Vectorcall(
             func.as_ptr(),
             slots.as_ptr().add(1),
-            n | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-            std::ptr::null_mut(),
+            (n - keywords) | pyo3::ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            kwnames.map_or(std::ptr::null_mut(), |k| k.as_ptr()),
         );
         Bound::from_owned_ptr_or_err(func.py(), result)
     }

@@ -14,13 +14,18 @@
 //! connection is driven by the runtime that opened it.
 
 mod args;
+mod errors;
 mod numeric;
 mod rows;
 
+pub use errors::is_unavailable;
+
 use crate::aio;
+use crate::app::positive_seconds;
 use args::Arg;
 use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime, Timeouts};
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
+use errors::{chain_text, Failure};
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple};
@@ -28,7 +33,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -107,203 +111,6 @@ impl Shared {
                 chain_text(&err)
             )),
         })
-    }
-}
-
-/// An error and its causes, `: `-separated (deadpool's own text omits the cause).
-fn chain_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        let line = inner.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-/// Why an operation failed, before it is a Python exception.
-enum Failure {
-    /// The database cannot be reached (no connection, or it broke): `Unavailable`.
-    Unavailable(String),
-    /// The pool was closed.
-    Closed,
-    /// The connection was released before the operation.
-    Released,
-    /// A parameter does not convert to its declared type (`TypeError`, or `ValueError` when
-    /// out of range), or the count of parameters is wrong.
-    Argument { message: String, out_of_range: bool },
-    /// PostgreSQL refused the statement (`PostgresError` with its SQLSTATE).
-    Server {
-        message: String,
-        sqlstate: String,
-        detail: Option<String>,
-        hint: Option<String>,
-    },
-    /// Anything else from the driver (`PostgresError`).
-    Driver(String),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(err: tokio_postgres::Error) -> Self {
-        use std::error::Error as _;
-        if let Some(db) = err.as_db_error() {
-            let sqlstate = db.code().code().to_owned();
-            // Class 08 (connection exception) and the shut-down codes of class 57: the
-            // server is going away, not refusing the statement.
-            if sqlstate.starts_with("08")
-                || matches!(sqlstate.as_str(), "57P01" | "57P02" | "57P03")
-            {
-                return Failure::Unavailable(format!(
-                    "the database connection failed: {}",
-                    db.message()
-                ));
-            }
-            return Failure::Server {
-                message: db.message().to_owned(),
-                sqlstate,
-                detail: db.detail().map(str::to_owned),
-                hint: db.hint().map(str::to_owned),
-            };
-        }
-        if let Some(arg) = err
-            .source()
-            .and_then(|s| s.downcast_ref::<args::ArgError>())
-        {
-            // "error serializing parameter N", N from 0.
-            let index = err
-                .to_string()
-                .rsplit(' ')
-                .next()
-                .and_then(|n| n.parse::<usize>().ok());
-            let message = match index {
-                Some(i) => format!("parameter ${}: {arg}", i + 1),
-                None => arg.to_string(),
-            };
-            return Failure::Argument {
-                message,
-                out_of_range: arg.out_of_range,
-            };
-        }
-        let text = err.to_string();
-        if err.is_closed() || err.source().is_some_and(|s| s.is::<std::io::Error>()) {
-            return Failure::Unavailable(format!("the database connection failed: {err}"));
-        }
-        if text.starts_with("expected ") && text.contains(" parameters but got ") {
-            let counts = &text["expected ".len()..];
-            return Failure::Argument {
-                message: format!(
-                    "the query takes {}",
-                    counts.replace(" but got ", "; given: ")
-                ),
-                out_of_range: false,
-            };
-        }
-        match err.source() {
-            Some(source) => Failure::Driver(format!("{text}: {source}")),
-            None => Failure::Driver(text),
-        }
-    }
-}
-
-/// `spikard.postgres`'s exception classes, looked up once.
-struct Exceptions {
-    postgres_error: Py<PyAny>,
-    unavailable: Py<PyAny>,
-}
-
-static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
-
-fn exceptions(py: Python<'_>) -> PyResult<&Exceptions> {
-    EXCEPTIONS.get_or_try_init(py, || {
-        let module = py.import("spikard.postgres")?;
-        Ok(Exceptions {
-            postgres_error: module.getattr("PostgresError")?.unbind(),
-            unavailable: module.getattr("Unavailable")?.unbind(),
-        })
-    })
-}
-
-/// Whether `err` is a `spikard.postgres.Unavailable` (the engine answers it with a 503).
-pub fn is_unavailable(py: Python<'_>, err: &PyErr) -> bool {
-    // Only once the module was imported: an application that never imported it raises no
-    // such error, and this check must not import it.
-    let imported = || -> PyResult<bool> {
-        py.import("sys")?
-            .getattr("modules")?
-            .contains("spikard.postgres")
-    };
-    let exceptions = match EXCEPTIONS.get(py) {
-        Some(exceptions) => exceptions,
-        None if imported().unwrap_or(false) => match exceptions(py) {
-            Ok(exceptions) => exceptions,
-            Err(_) => return false,
-        },
-        None => return false,
-    };
-    err.value(py)
-        .is_instance(exceptions.unavailable.bind(py))
-        .unwrap_or(false)
-}
-
-impl Failure {
-    fn into_py(self, py: Python<'_>) -> PyErr {
-        let raise = |class: &Py<PyAny>,
-                     message: String,
-                     sqlstate: Option<String>,
-                     detail: Option<String>,
-                     hint: Option<String>| {
-            match class.bind(py).call1((message, sqlstate, detail, hint)) {
-                Ok(exc) => PyErr::from_value(exc),
-                Err(err) => err,
-            }
-        };
-        let exceptions = match exceptions(py) {
-            Ok(e) => e,
-            Err(err) => return err,
-        };
-        match self {
-            Failure::Unavailable(message) => {
-                raise(&exceptions.unavailable, message, None, None, None)
-            }
-            Failure::Closed => raise(
-                &exceptions.postgres_error,
-                "the pool is closed".into(),
-                None,
-                None,
-                None,
-            ),
-            Failure::Released => raise(
-                &exceptions.postgres_error,
-                "the connection was released to the pool".into(),
-                None,
-                None,
-                None,
-            ),
-            Failure::Argument {
-                message,
-                out_of_range: true,
-            } => PyValueError::new_err(message),
-            Failure::Argument { message, .. } => PyTypeError::new_err(message),
-            Failure::Server {
-                message,
-                sqlstate,
-                detail,
-                hint,
-            } => raise(
-                &exceptions.postgres_error,
-                message,
-                Some(sqlstate),
-                detail,
-                hint,
-            ),
-            Failure::Driver(message) => {
-                raise(&exceptions.postgres_error, message, None, None, None)
-            }
-        }
     }
 }
 
@@ -548,13 +355,83 @@ fn many(op: Op, query: &str, executions: &Bound<'_, PyAny>) -> PyResult<Job> {
     })
 }
 
-fn seconds(what: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("{what} must be a positive number of seconds"))
-        })
+/// The Python methods of `PgPool` (or `PgConnection`): the statement methods they share,
+/// each running its [`Job`] through the class's own `run` (on a connection taken from the
+/// pool for the job, or on the acquired one), then the class's own methods, `$rest`.
+macro_rules! with_statement_methods {
+    ($class:ty { $($rest:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            /// Every row, as tuples.
+            #[pyo3(signature = (query, *args))]
+            fn fetch<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyTuple>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, job(Op::Rows, query, args)?)
+            }
+
+            /// The first row as a tuple, or None.
+            #[pyo3(signature = (query, *args))]
+            fn fetchrow<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyTuple>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, job(Op::Row, query, args)?)
+            }
+
+            /// One column (the first unless `column` says) of the first row, or None.
+            #[pyo3(signature = (query, *args, column = 0))]
+            fn fetchval<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyTuple>,
+                column: usize,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, job(Op::Value(column), query, args)?)
+            }
+
+            /// Runs the statement; resolves to the number of rows it affected.
+            #[pyo3(signature = (query, *args))]
+            fn execute<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyTuple>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, job(Op::Count, query, args)?)
+            }
+
+            /// Runs the query once per argument tuple, pipelined on one connection; every
+            /// row of every execution, in order.
+            fn fetchmany<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, many(Op::Rows, query, args)?)
+            }
+
+            /// Runs the statement once per argument tuple, pipelined on one connection;
+            /// resolves to the rows affected in all.
+            fn executemany<'py>(
+                &self,
+                py: Python<'py>,
+                query: &str,
+                args: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, many(Op::Count, query, args)?)
+            }
+
+            $($rest)*
+        }
+    };
 }
 
 /// `spikard.postgres.Pool`'s engine side.
@@ -565,7 +442,7 @@ pub struct PgPool {
 
 impl PgPool {
     /// Runs `job` on a connection of the pool, taken for the job and given back after it.
-    fn pooled<'py>(&self, py: Python<'py>, job: Job) -> PyResult<Bound<'py, PyAny>> {
+    fn run<'py>(&self, py: Python<'py>, job: Job) -> PyResult<Bound<'py, PyAny>> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Failure::Closed.into_py(py));
         }
@@ -577,8 +454,7 @@ impl PgPool {
     }
 }
 
-#[pymethods]
-impl PgPool {
+with_statement_methods!(PgPool {
     /// A pool of at most `max_size` connections per serving thread (each worker process has
     /// one) to the database `dsn` names (`postgresql://user:password@host:port/dbname` or
     /// `host=… dbname=…`). No connection opens before the first query.
@@ -596,8 +472,8 @@ impl PgPool {
         if max_size == 0 {
             return Err(PyValueError::new_err("max_size must be at least 1"));
         }
-        let connect = seconds("connect_timeout", connect_timeout)?;
-        let acquire = seconds("acquire_timeout", acquire_timeout)?;
+        let connect = positive_seconds("connect_timeout", connect_timeout)?;
+        let acquire = positive_seconds("acquire_timeout", acquire_timeout)?;
         config.connect_timeout(connect);
         Ok(PgPool {
             shared: Arc::new(Shared {
@@ -612,73 +488,6 @@ impl PgPool {
                 closed: AtomicBool::new(false),
             }),
         })
-    }
-
-    /// Every row, as tuples.
-    #[pyo3(signature = (query, *args))]
-    fn fetch<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, job(Op::Rows, query, args)?)
-    }
-
-    /// The first row as a tuple, or None.
-    #[pyo3(signature = (query, *args))]
-    fn fetchrow<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, job(Op::Row, query, args)?)
-    }
-
-    /// One column (the first unless `column` says) of the first row, or None.
-    #[pyo3(signature = (query, *args, column = 0))]
-    fn fetchval<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-        column: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, job(Op::Value(column), query, args)?)
-    }
-
-    /// Runs the statement; resolves to the number of rows it affected.
-    #[pyo3(signature = (query, *args))]
-    fn execute<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, job(Op::Count, query, args)?)
-    }
-
-    /// Runs the query once per argument tuple, pipelined on one connection; every row of
-    /// every execution, in order.
-    fn fetchmany<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, many(Op::Rows, query, args)?)
-    }
-
-    /// Runs the statement once per argument tuple, pipelined on one connection; resolves
-    /// to the rows affected in all.
-    fn executemany<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.pooled(py, many(Op::Count, query, args)?)
     }
 
     /// A connection of its own (see `Pool.acquire()`).
@@ -711,7 +520,7 @@ impl PgPool {
     fn closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
-}
+});
 
 /// A connection taken from the pool (`async with pool.acquire() as conn`), until `release()`.
 #[pyclass(module = "spikard._spikard", name = "Connection", frozen)]
@@ -754,67 +563,7 @@ impl PgConnection {
     }
 }
 
-#[pymethods]
-impl PgConnection {
-    #[pyo3(signature = (query, *args))]
-    fn fetch<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, job(Op::Rows, query, args)?)
-    }
-
-    #[pyo3(signature = (query, *args))]
-    fn fetchrow<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, job(Op::Row, query, args)?)
-    }
-
-    #[pyo3(signature = (query, *args, column = 0))]
-    fn fetchval<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-        column: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, job(Op::Value(column), query, args)?)
-    }
-
-    #[pyo3(signature = (query, *args))]
-    fn execute<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, job(Op::Count, query, args)?)
-    }
-
-    fn fetchmany<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, many(Op::Rows, query, args)?)
-    }
-
-    fn executemany<'py>(
-        &self,
-        py: Python<'py>,
-        query: &str,
-        args: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, many(Op::Count, query, args)?)
-    }
-
+with_statement_methods!(PgConnection {
     /// `async with conn.transaction():` — `BEGIN`, then `COMMIT`, or `ROLLBACK` when the
     /// block raises.
     fn transaction(slf: Bound<'_, Self>) -> PyResult<Transaction> {
@@ -849,7 +598,7 @@ impl PgConnection {
     fn released(&self) -> bool {
         self.client.lock().map(|c| c.is_none()).unwrap_or(true)
     }
-}
+});
 
 impl Drop for PgConnection {
     fn drop(&mut self) {

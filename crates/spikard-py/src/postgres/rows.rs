@@ -42,8 +42,7 @@ fn decimal<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     class.bind(py).call1((text,))
 }
 
-fn column_error(py: Python<'_>, row: &Row, i: usize, err: impl std::fmt::Display) -> PyErr {
-    let _ = py;
+fn column_error(row: &Row, i: usize, err: impl std::fmt::Display) -> PyErr {
     let column = &row.columns()[i];
     PyTypeError::new_err(format!(
         "column {} ({}) of type {}: {err}",
@@ -66,13 +65,13 @@ pub fn column_to_py<'py>(py: Python<'py>, row: &Row, i: usize) -> PyResult<Bound
     let ty = row.columns()[i].type_();
     let Raw(raw) = row
         .try_get::<_, Raw<'_>>(i)
-        .map_err(|e| column_error(py, row, i, e))?;
+        .map_err(|e| column_error(row, i, e))?;
     let Some(raw) = raw else {
         return Ok(py.None().into_bound(py));
     };
     value_to_py(py, ty, raw).map_err(|e| match e {
         Decode::Python(err) => err,
-        Decode::Wire(err) => column_error(py, row, i, err),
+        Decode::Wire(err) => column_error(row, i, err),
     })
 }
 
