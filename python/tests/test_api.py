@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -254,6 +255,16 @@ def test_body_types(client: TestClient) -> None:
         "pet": {"name": "rex", "legs": 4},
     }
     assert client.post("/body/raw", content=b"abc").content == b"cba"
+
+
+def test_json_floats_come_back_bit_for_bit(client: TestClient) -> None:
+    # Floats that need all 17 digits, which a fast, inexact decimal parser rounds to a
+    # neighbour: each must come back as the same double, written as Python writes it.
+    r = random.Random()
+    floats = [0.46135590666100923, *(r.random() for _ in range(200)), *(r.uniform(-1e300, 1e300) for _ in range(50))]
+    reply = client.post("/body/list", json=floats)
+    assert reply.json() == floats[::-1]
+    assert reply.content == json.dumps(floats[::-1], separators=(",", ":")).encode()
     assert client.post("/body/dataclass", json={"x": "no"}).json()["errors"][0]["loc"] == ["body", "x"]
     assert client.post("/body/dict", content="{", headers={"content-type": "application/json"}).status_code == 400
 
