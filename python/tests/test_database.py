@@ -9,15 +9,16 @@ import html
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import ROOT, free_port, start_server, stop_server, wait_ready
-from http_util import send
+from http_util import Reply, send
 
 DATABASE_URL = os.environ.get("DATABASE_URL")
 if not DATABASE_URL:
@@ -116,6 +117,52 @@ def test_fortunes_byte_for_byte(port: int, db: psycopg.Connection, prefix: str) 
         assert reply.body == expected_fortunes(db)
     finally:
         db.execute("DELETE FROM fortune WHERE id = 2000")
+
+
+def terminate_blocked(db: psycopg.Connection, holder: int, request: Callable[[], Reply]) -> Reply:
+    """Runs ``request`` in a thread until its query waits on a lock that backend ``holder``
+    holds, ends the waiting backend with ``pg_terminate_backend`` (as an administrator or a
+    restart does), and returns the reply."""
+    replies: list[Reply] = []
+    thread = threading.Thread(target=lambda: replies.append(request()))
+    thread.start()
+    deadline = time.monotonic() + 10
+    blocked: list[int] = []
+    while not blocked and time.monotonic() < deadline:
+        time.sleep(0.01)
+        waiting = db.execute("SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (holder,))
+        blocked = [pid for (pid,) in waiting]
+    for pid in blocked:
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    thread.join(15)
+    assert blocked, "the request's query never waited on the lock"
+    assert replies, "no reply after its connection was ended"
+    return replies[0]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize(
+    ("route", "lock"),
+    [("/db", "ACCESS EXCLUSIVE"), ("/updates?queries=3", "EXCLUSIVE")],
+)
+def test_a_connection_the_database_ends_is_a_503_and_then_replaced(
+    port: int, db: psycopg.Connection, prefix: str, route: str, lock: str
+) -> None:
+    target = f"{prefix}{route}"
+    assert send(port, "GET", target).status == 200
+    with psycopg.connect(DATABASE_URL) as holder:
+        # ACCESS EXCLUSIVE holds up the read, EXCLUSIVE only the update after the reads.
+        holder.execute(f"LOCK TABLE world IN {lock} MODE")
+        reply = terminate_blocked(db, holder.info.backend_pid, lambda: send(port, "GET", target))
+        holder.rollback()
+    doc = reply.problem(503)
+    assert "database" in doc["detail"], doc
+    # The lost connection is not handed out again: the next requests are answered.
+    for _ in range(4):
+        reply = send(port, "GET", target)
+        assert reply.status == 200, reply.body[:300]
+        rows = reply.json()
+        assert_held(db, rows if isinstance(rows, list) else [rows])
 
 
 def test_unreachable_database_is_a_503(tmp_path: Path) -> None:

@@ -69,9 +69,25 @@ async fn client() -> Result<deadpool_postgres::Object, Error> {
         .map_err(|e| Error::Unavailable(format!("the database cannot be reached: {e}")))
 }
 
-/// A failed query: 503 when the connection is gone, else 500.
-fn failed(client: &tokio_postgres::Client, err: tokio_postgres::Error) -> Error {
-    if client.is_closed() || err.is_closed() {
+/// Whether `err` says the connection is gone or going: closed, an I/O error, class 08
+/// (connection exception), or the server ending it (57P01 admin shutdown, 57P02 crash
+/// shutdown, 57P03 cannot connect now, as `pg_terminate_backend` or a restart sends).
+fn connection_lost(client: &tokio_postgres::Client, err: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    client.is_closed()
+        || err.is_closed()
+        || err.source().is_some_and(|s| s.is::<std::io::Error>())
+        || err.code().is_some_and(|code| {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        })
+}
+
+/// A failed query: 503 when the connection is lost (it is taken out of the pool, so the
+/// next request gets a new one), else 500.
+fn failed(client: deadpool_postgres::Object, err: tokio_postgres::Error) -> Error {
+    if connection_lost(&client, &err) {
+        drop(deadpool_postgres::Object::take(client));
         Error::Unavailable(format!("the database connection failed: {err}"))
     } else {
         Error::Internal(format!("query failed: {err}"))
@@ -115,15 +131,16 @@ pub async fn fetch(n: usize) -> Result<Vec<World>, Error> {
 
 async fn fetch_ids(ids: &[i32]) -> Result<Vec<World>, Error> {
     let client = client().await?;
-    let stmt = client
-        .prepare_cached(SELECT_WORLD)
-        .await
-        .map_err(|e| failed(&client, e))?;
+    let stmt = match client.prepare_cached(SELECT_WORLD).await {
+        Ok(stmt) => stmt,
+        Err(err) => return Err(failed(client, err)),
+    };
     let params: Vec<[&(dyn ToSql + Sync); 1]> = ids.iter().map(|id| [id as _]).collect();
     let queries = params.iter().map(|p| client.query_one(&stmt, p));
-    let rows = futures_util::future::try_join_all(queries)
-        .await
-        .map_err(|e| failed(&client, e))?;
+    let rows = match futures_util::future::try_join_all(queries).await {
+        Ok(rows) => rows,
+        Err(err) => return Err(failed(client, err)),
+    };
     Ok(ids
         .iter()
         .zip(rows)
@@ -148,28 +165,27 @@ pub async fn update(n: usize) -> Result<Vec<World>, Error> {
     }
     let numbers: Vec<i32> = rows.iter().map(|r| r.random_number).collect();
     let client = client().await?;
-    let stmt = client
-        .prepare_cached(UPDATE_WORLD)
-        .await
-        .map_err(|e| failed(&client, e))?;
-    client
-        .execute(&stmt, &[&ids, &numbers])
-        .await
-        .map_err(|e| failed(&client, e))?;
+    let stmt = match client.prepare_cached(UPDATE_WORLD).await {
+        Ok(stmt) => stmt,
+        Err(err) => return Err(failed(client, err)),
+    };
+    if let Err(err) = client.execute(&stmt, &[&ids, &numbers]).await {
+        return Err(failed(client, err));
+    }
     Ok(rows)
 }
 
 /// The fortunes page: every row plus one added now, sorted by message, HTML-escaped.
 pub async fn fortunes() -> Result<String, Error> {
     let client = client().await?;
-    let stmt = client
-        .prepare_cached(SELECT_FORTUNES)
-        .await
-        .map_err(|e| failed(&client, e))?;
-    let rows = client
-        .query(&stmt, &[])
-        .await
-        .map_err(|e| failed(&client, e))?;
+    let stmt = match client.prepare_cached(SELECT_FORTUNES).await {
+        Ok(stmt) => stmt,
+        Err(err) => return Err(failed(client, err)),
+    };
+    let rows = match client.query(&stmt, &[]).await {
+        Ok(rows) => rows,
+        Err(err) => return Err(failed(client, err)),
+    };
     let mut fortunes: Vec<(i32, String)> =
         rows.iter().map(|row| (row.get(0), row.get(1))).collect();
     fortunes.push((0, ADDED_FORTUNE.to_owned()));

@@ -130,6 +130,28 @@ async fn database_routes_answer_from_the_database() {
     result.unwrap();
     assert!(String::from_utf8_lossy(&reply.body).contains("Added by a test: "));
 
+    // A connection the database ends while its query waits (`pg_terminate_backend`, as an
+    // administrator or a restart ends it) is a 503, and is not handed out again.
+    for (route, lock, check) in [
+        ("/db", "ACCESS EXCLUSIVE", DbCheck::Row),
+        (
+            "/updates?queries=3",
+            "EXCLUSIVE",
+            DbCheck::Updated { count: 3 },
+        ),
+    ] {
+        verify(&client, check, &get(addr, route).await).await;
+        let reply = terminated_while_blocked(&client, &url, lock, get(addr, route)).await;
+        let doc = reply.problem(503);
+        assert!(
+            doc["detail"].as_str().unwrap().contains("database"),
+            "{doc}"
+        );
+        for _ in 0..4 {
+            verify(&client, check, &get(addr, route).await).await;
+        }
+    }
+
     // The bare ceiling serves the same rows.
     let bare = start_with(
         Flavor::Bare,
@@ -156,6 +178,58 @@ async fn database_routes_answer_from_the_database() {
         &get(bare.addr, "/fortunes").await,
     )
     .await;
+}
+
+/// Sends `request` while another connection holds `lock` on `world`, ends the backend whose
+/// query waits on it with `pg_terminate_backend`, and returns the reply.
+async fn terminated_while_blocked(
+    admin: &tokio_postgres::Client,
+    url: &str,
+    lock: &str,
+    request: impl std::future::Future<Output = Reply> + Send + 'static,
+) -> Reply {
+    let mut holder = db::connect(url).await.unwrap();
+    let held = holder.transaction().await.unwrap();
+    held.batch_execute(&format!("LOCK TABLE world IN {lock} MODE"))
+        .await
+        .unwrap();
+    let holder_pid: i32 = held
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let request = tokio::spawn(request);
+    let mut blocked = Vec::new();
+    for _ in 0..1000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        blocked = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                &[&holder_pid],
+            )
+            .await
+            .unwrap();
+        if !blocked.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        !blocked.is_empty(),
+        "the request's query never waited on the lock"
+    );
+    for row in &blocked {
+        let pid: i32 = row.get(0);
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+    }
+    let reply = tokio::time::timeout(Duration::from_secs(15), request)
+        .await
+        .expect("no reply after its connection was ended")
+        .unwrap();
+    held.rollback().await.unwrap();
+    reply
 }
 
 /// A database that refuses connections: every database route answers 503 quickly, and the

@@ -208,6 +208,7 @@ impl Outcome {
                     shared: Arc::clone(shared),
                     client: Mutex::new(Some(Arc::new(object))),
                     in_transaction: Arc::new(AtomicBool::new(false)),
+                    lost: Arc::new(AtomicBool::new(false)),
                 },
             )?
             .into_any(),
@@ -449,7 +450,12 @@ impl PgPool {
         let shared = Arc::clone(&self.shared);
         submit(py, &self.shared, async move {
             let client = shared.get().await?;
-            job.run(&client).await
+            let done = job.run(&client).await;
+            if matches!(done, Err(Failure::Unavailable(_))) {
+                // A lost connection does not go back for the next query to find.
+                drop(Object::take(client));
+            }
+            done
         })
     }
 }
@@ -529,6 +535,8 @@ pub struct PgConnection {
     client: Mutex<Option<Arc<Object>>>,
     /// Set while a `transaction()` of this connection is open.
     in_transaction: Arc<AtomicBool>,
+    /// Set when a statement found the connection lost (`Unavailable`).
+    lost: Arc<AtomicBool>,
 }
 
 impl PgConnection {
@@ -542,7 +550,20 @@ impl PgConnection {
 
     fn run<'py>(&self, py: Python<'py>, job: Job) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client().map_err(|f| f.into_py(py))?;
-        submit(py, &self.shared, async move { job.run(&client).await })
+        let lost = Arc::clone(&self.lost);
+        submit(py, &self.shared, async move {
+            let done = job.run(&client).await;
+            if matches!(done, Err(Failure::Unavailable(_))) {
+                lost.store(true, Ordering::Release);
+            }
+            done
+        })
+    }
+
+    /// Whether the connection must not go back to the pool: a transaction is still open
+    /// on it, or it was lost.
+    fn spoilt(&self) -> bool {
+        self.in_transaction.swap(false, Ordering::AcqRel) | self.lost.load(Ordering::Acquire)
     }
 
     /// `BEGIN`, `COMMIT` or `ROLLBACK`; `open`: whether a transaction is open after it.
@@ -554,11 +575,16 @@ impl PgConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client().map_err(|f| f.into_py(py))?;
         let flag = Arc::clone(&self.in_transaction);
+        let lost = Arc::clone(&self.lost);
         submit(py, &self.shared, async move {
             let done = client.batch_execute(sql).await;
             // After a failed COMMIT PostgreSQL has ended the transaction too.
             flag.store(open && done.is_ok(), Ordering::Release);
-            done.map(|()| Outcome::Nothing).map_err(Failure::from)
+            let done = done.map(|()| Outcome::Nothing).map_err(Failure::from);
+            if matches!(done, Err(Failure::Unavailable(_))) {
+                lost.store(true, Ordering::Release);
+            }
+            done
         })
     }
 }
@@ -579,11 +605,11 @@ with_statement_methods!(PgConnection {
     }
 
     /// Gives the connection back to the pool. One left inside a transaction is closed
-    /// instead, so that no later query runs in it.
+    /// instead, so that no later query runs in it, and so is one a statement found lost.
     fn release(&self) {
         let client = self.client.lock().ok().and_then(|mut c| c.take());
         if let Some(client) = client {
-            if self.in_transaction.swap(false, Ordering::AcqRel) {
+            if self.spoilt() {
                 discard(client);
             }
         }
@@ -603,7 +629,7 @@ with_statement_methods!(PgConnection {
 impl Drop for PgConnection {
     fn drop(&mut self) {
         if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
-            if self.in_transaction.load(Ordering::Acquire) {
+            if self.spoilt() {
                 discard(client);
             }
         }
