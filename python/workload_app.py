@@ -426,10 +426,16 @@ async def close_pools() -> None:
         pools.pop("sync").close()
 
 
+# What says the database is out of reach: no connection (class 08, refused, timed out), or
+# the server ending or refusing sessions (57P01-57P03: an administrator, a crash, a start-up
+# or shut-down in progress).
 DatabaseDown = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     psycopg.OperationalError,
     LookupError,

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import html
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -165,35 +167,80 @@ def test_a_connection_the_database_ends_is_a_503_and_then_replaced(
         assert_held(db, rows if isinstance(rows, list) else [rows])
 
 
-def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
-    closed = free_port()
+DATABASE_ROUTES = [
+    "/db",
+    "/queries?queries=3",
+    "/updates?queries=3",
+    "/fortunes",
+    "/asyncpg/db",
+    "/asyncpg/fortunes",
+    "/sync/db",
+    "/sync/fortunes",
+]
+
+
+def assert_every_route_unavailable(tmp_path: Path, url: str) -> None:
+    """A server on ``url`` answers every database route with a 503 problem document within
+    the pools' 5 s timeouts, and keeps serving."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "spikard", "workload_app:app", "--port", str(port), "--workers", "1"],
         cwd=ROOT / "python",
-        env={**os.environ, "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{closed}/nothing"},
+        env={**os.environ, "DATABASE_URL": url},
         stderr=(tmp_path / "server.log").open("wb"),
         start_new_session=True,
     )
     try:
         wait_ready(port, proc)
-        for target in [
-            "/db",
-            "/queries?queries=3",
-            "/updates?queries=3",
-            "/fortunes",
-            "/asyncpg/db",
-            "/asyncpg/fortunes",
-            "/sync/db",
-            "/sync/fortunes",
-        ]:
+        for target in DATABASE_ROUTES:
             started = time.monotonic()
             doc = send(port, "GET", target).problem(503)
-            assert "database" in doc["detail"]
+            assert "database" in doc["detail"], (target, doc)
             assert time.monotonic() - started < 8, target
         assert send(port, "GET", "/health").status == 200
     finally:
         stop_server(proc)
+
+
+def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
+    assert_every_route_unavailable(tmp_path, f"postgresql://nobody@127.0.0.1:{free_port()}/nothing")
+
+
+def pg_ctl() -> list[str]:
+    """``pg_ctl``, run as the cluster's owner (``tools/pg.sh`` makes clusters ``postgres``'s
+    when run as root)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        pytest.skip("pg_ctl is not installed")
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return [*as_owner, str(found[-1])]
+
+
+def test_a_database_shutting_down_is_a_503(tmp_path: Path) -> None:
+    """PostgreSQL in a smart shutdown keeps its sessions and refuses new connections with
+    SQLSTATE 57P03 ("the database system is shutting down"): every driver's route answers 503."""
+    command = pg_ctl()
+    # A directory of its own under /tmp, which the cluster's owner can reach.
+    cluster = Path(tempfile.mkdtemp(prefix="spikard-pg-", dir="/tmp"))
+    started = subprocess.run([ROOT / "tools" / "pg.sh", "start", str(cluster)], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        with psycopg.connect(url) as session:
+            subprocess.run([*command, "-D", str(cluster / "data"), "-m", "smart", "-W", "stop"], check=True)
+            deadline = time.monotonic() + 10
+            while True:
+                with pytest.raises(psycopg.OperationalError) as refused:
+                    psycopg.connect(url, connect_timeout=2).close()
+                if "shutting down" in str(refused.value) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert "shutting down" in str(refused.value), refused.value
+            session.execute("SELECT 1")
+            assert_every_route_unavailable(tmp_path, url)
+    finally:
+        subprocess.run([ROOT / "tools" / "pg.sh", "stop", str(cluster)], check=False)
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def test_without_a_database_url_the_routes_say_so(tmp_path: Path) -> None:
