@@ -147,6 +147,12 @@ pub fn is_unavailable(py: Python<'_>, err: &PyErr) -> bool {
 }
 
 impl Failure {
+    /// Whether the connection it happened on is lost (`Unavailable`): it must not be used
+    /// again.
+    pub(super) fn is_lost(&self) -> bool {
+        matches!(self, Failure::Unavailable(_))
+    }
+
     pub(super) fn into_py(self, py: Python<'_>) -> PyErr {
         let raise = |class: &Py<PyAny>,
                      message: String,

@@ -451,7 +451,7 @@ impl PgPool {
         submit(py, &self.shared, async move {
             let client = shared.get().await?;
             let done = job.run(&client).await;
-            if matches!(done, Err(Failure::Unavailable(_))) {
+            if done.as_ref().is_err_and(Failure::is_lost) {
                 // A lost connection does not go back for the next query to find.
                 drop(Object::take(client));
             }
@@ -549,11 +549,22 @@ impl PgConnection {
     }
 
     fn run<'py>(&self, py: Python<'py>, job: Job) -> PyResult<Bound<'py, PyAny>> {
+        self.submit_on(py, |client| async move { job.run(&client).await })
+    }
+
+    /// Starts `work` on this connection's client; a connection `work` finds lost is marked
+    /// so (see [`PgConnection::spoilt`]).
+    fn submit_on<'py, W, F>(&self, py: Python<'py>, work: W) -> PyResult<Bound<'py, PyAny>>
+    where
+        W: FnOnce(Arc<Object>) -> F,
+        F: Future<Output = Result<Outcome, Failure>> + Send + 'static,
+    {
         let client = self.client().map_err(|f| f.into_py(py))?;
         let lost = Arc::clone(&self.lost);
+        let work = work(client);
         submit(py, &self.shared, async move {
-            let done = job.run(&client).await;
-            if matches!(done, Err(Failure::Unavailable(_))) {
+            let done = work.await;
+            if done.as_ref().is_err_and(Failure::is_lost) {
                 lost.store(true, Ordering::Release);
             }
             done
@@ -573,18 +584,12 @@ impl PgConnection {
         sql: &'static str,
         open: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client().map_err(|f| f.into_py(py))?;
         let flag = Arc::clone(&self.in_transaction);
-        let lost = Arc::clone(&self.lost);
-        submit(py, &self.shared, async move {
+        self.submit_on(py, |client| async move {
             let done = client.batch_execute(sql).await;
             // After a failed COMMIT PostgreSQL has ended the transaction too.
             flag.store(open && done.is_ok(), Ordering::Release);
-            let done = done.map(|()| Outcome::Nothing).map_err(Failure::from);
-            if matches!(done, Err(Failure::Unavailable(_))) {
-                lost.store(true, Ordering::Release);
-            }
-            done
+            done.map(|()| Outcome::Nothing).map_err(Failure::from)
         })
     }
 }
