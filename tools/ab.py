@@ -61,6 +61,8 @@ def start(command: str, cwd: str) -> tuple[subprocess.Popen[bytes], int]:
             return proc, port
         except OSError:
             time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     raise SystemExit(f"{command} did not start")
 
 
@@ -97,8 +99,10 @@ def main() -> None:
     table_dir = tempfile.mkdtemp()
     subprocess.run([str(ROOT / "target/release/spikard-rust-workloads"), "--export-table", table_dir], check=True)
     table = {w["name"]: w for w in json.loads(Path(table_dir, "table.json").read_text())}
-    servers = {"a": start(args.a, args.a_cwd), "b": start(args.b, args.b_cwd)}
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
+        servers["a"] = start(args.a, args.a_cwd)
+        servers["b"] = start(args.b, args.b_cwd)
         print(f"{'workload':<20} {'A req/s':>10} {'B req/s':>10} {'B/A':>6} {'A µs/req':>9} {'B µs/req':>9} {'B/A':>6}")
         for name in args.workloads:
             results: dict[str, list[dict]] = {"a": [], "b": []}

@@ -1,10 +1,11 @@
 //! A handler's return value as an HTTP answer, and a handler's failure as a 500.
 
-use crate::convert::py_to_json;
+use crate::convert::py_to_json_in;
 use crate::response::PyResponse;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use spikard_core::{response, Error, IntoResponse, Response, StatusCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,14 +28,52 @@ pub fn internal(py: Python<'_>, name: &str, err: PyErr) -> Error {
     Error::Internal(format!("handler {name} raised"))
 }
 
+/// How long a route's last JSON answer was: the next one is written into a buffer about that
+/// large from the start, so an answer longer than the default capacity is not grown (and
+/// copied) several times on the way.
+pub struct AnswerSize(AtomicUsize);
+
+impl AnswerSize {
+    /// The capacity a first answer starts with.
+    const DEFAULT: usize = 512;
+    /// The most a buffer is given up front (a route's one huge answer does not make every
+    /// later one allocate as much).
+    const MAX: usize = 64 * 1024;
+
+    pub const fn new() -> Self {
+        AnswerSize(AtomicUsize::new(0))
+    }
+
+    /// The capacity the next answer's buffer starts with.
+    fn capacity(&self) -> usize {
+        let last = self.0.load(Ordering::Relaxed);
+        (last + last / 8 + 16).clamp(Self::DEFAULT, Self::MAX)
+    }
+
+    fn record(&self, len: usize) {
+        self.0.store(len, Ordering::Relaxed);
+    }
+}
+
+impl Default for AnswerSize {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Converts a handler's result into a response: its return value, or a 500 for what it
-/// raised.
-pub fn answer(py: Python<'_>, name: &str, result: PyResult<Bound<'_, PyAny>>) -> Response {
+/// raised. `size`: the route's answer size (see [`AnswerSize`]).
+pub fn answer(
+    py: Python<'_>,
+    name: &str,
+    size: &AnswerSize,
+    result: PyResult<Bound<'_, PyAny>>,
+) -> Response {
     let converted = result.and_then(|value| {
         if let Ok(custom) = value.cast::<PyResponse>() {
-            return custom.borrow().to_response(py);
+            return custom.borrow().to_response(py, size);
         }
-        body_response(&value)
+        body_response(&value, size)
     });
     match converted {
         Ok(response) => response,
@@ -44,7 +83,7 @@ pub fn answer(py: Python<'_>, name: &str, result: PyResult<Bound<'_, PyAny>>) ->
 
 /// The default answer for a body value: bytes as octet-stream, str as text, None as 204,
 /// anything else as JSON.
-pub fn body_response(value: &Bound<'_, PyAny>) -> PyResult<Response> {
+pub fn body_response(value: &Bound<'_, PyAny>, size: &AnswerSize) -> PyResult<Response> {
     if let Ok(text) = value.cast_exact::<PyString>() {
         return Ok(response::text(text.to_str()?.to_owned()));
     }
@@ -63,5 +102,7 @@ pub fn body_response(value: &Bound<'_, PyAny>) -> PyResult<Response> {
             }
         }
     }
-    Ok(response::json_bytes(py_to_json(value)?))
+    let json = py_to_json_in(value, size.capacity())?;
+    size.record(json.len());
+    Ok(response::json_bytes(json))
 }

@@ -247,6 +247,7 @@ impl PyApp {
             },
             body: body_arg,
             slow: SlowLog::new(self.slow_threshold),
+            answer_size: Default::default(),
         };
         self.push(RouteSpec {
             method,
@@ -276,6 +277,7 @@ impl PyApp {
             kind: Kind::Answer,
             body: None,
             slow: SlowLog::new(self.slow_threshold),
+            answer_size: Default::default(),
         };
         self.push(RouteSpec {
             method: Method::GET,

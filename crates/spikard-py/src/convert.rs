@@ -235,7 +235,12 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
 ///
 /// Values nested deeper than [`MAX_ANSWER_DEPTH`] are refused (an error, not a stack overflow).
 pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let mut out = Vec::with_capacity(512);
+    py_to_json_in(obj, 512)
+}
+
+/// [`py_to_json`] into a buffer that starts with room for `capacity` bytes.
+pub fn py_to_json_in(obj: &Bound<'_, PyAny>, capacity: usize) -> PyResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
     write_json(&mut out, obj, 0)?;
     Ok(out)
 }
@@ -257,10 +262,26 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         out.push(b'{');
-        for (i, (key, value)) in dict.iter().enumerate() {
-            if i > 0 {
+        let py = obj.py();
+        let mut pos: pyo3::ffi::Py_ssize_t = 0;
+        let mut key = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        let mut first = true;
+        // SAFETY: `dict` is a live dict and the GIL is held; PyDict_Next hands out borrowed
+        // references, of which new ones are taken at once (encoding a value can run Python
+        // code, which could change the dict), and it stays memory-safe when the dict changes.
+        while unsafe { pyo3::ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0
+        {
+            let (key, value) = unsafe {
+                (
+                    Bound::from_borrowed_ptr(py, key),
+                    Bound::from_borrowed_ptr(py, value),
+                )
+            };
+            if !first {
                 out.push(b',');
             }
+            first = false;
             let key = key
                 .cast_into::<PyString>()
                 .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
@@ -403,19 +424,73 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// A JSON string: runs of plain bytes copied whole, `"`, `\\` and control characters escaped.
+/// `b` in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// Whether a byte of the word `w` is below 0x20, `"` or `\\`: the bytes [`ESCAPE`] names
+/// (the classic "has a zero byte" / "has a byte less than n" tests, exact for whether any
+/// byte matches).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(splat(1)) & !v;
+    let control = w.wrapping_sub(splat(0x20)) & !w;
+    let quote = has_zero(w ^ splat(b'"'));
+    let backslash = has_zero(w ^ splat(b'\\'));
+    (control | quote | backslash) & splat(0x80) != 0
+}
+
+/// Where the first byte of `bytes` that needs an escape is, looked for eight at a time.
+#[inline]
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        if word_needs_escape(u64::from_le_bytes(w)) {
+            break;
+        }
+        i += 8;
+    }
+    // The byte is within the next eight, or the tail is shorter than a word.
+    (i..bytes.len()).find(|&j| ESCAPE[bytes[j] as usize] != 0)
+}
+
+/// A JSON string: text without anything to escape (nearly every key and value of an answer)
+/// in one copy between its quotes, inline in the walk; otherwise see [`write_escaped`].
+#[inline(always)]
 fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
+    if let Some(first) = first_escape(bytes) {
+        return write_escaped(out, bytes, first);
+    }
     out.reserve(bytes.len() + 2);
+    let len = out.len();
+    // SAFETY: the reserve above leaves room for the quotes and the text after `len`, and
+    // every byte up to the new length is written before it is set.
+    unsafe {
+        let end = out.as_mut_ptr().add(len);
+        *end = b'"';
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), end.add(1), bytes.len());
+        *end.add(bytes.len() + 1) = b'"';
+        out.set_len(len + bytes.len() + 2);
+    }
+}
+
+/// A JSON string whose byte `first` needs an escape: runs of plain bytes copied whole, `"`,
+/// `\\` and control characters escaped.
+#[cold]
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
+    out.reserve(bytes.len() + 8);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            continue;
-        }
+    let mut i = first;
+    loop {
         out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
+        let b = bytes[i];
+        let escape = ESCAPE[b as usize];
         if escape == b'u' {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(&[
@@ -429,6 +504,11 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
         } else {
             out.extend_from_slice(&[b'\\', escape]);
         }
+        start = i + 1;
+        match first_escape(&bytes[start..]) {
+            Some(next) => i = start + next,
+            None => break,
+        }
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -438,30 +518,37 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 mod tests {
     use super::*;
 
-    /// Every ASCII character and a few longer ones, at every position of strings of 0 to 19
-    /// characters, against serde_json's escaping.
+    /// Every ASCII character and a few longer ones, at every position of strings of 0 to 39
+    /// characters, alone and followed by more characters to escape, written after other
+    /// output, against serde_json's escaping.
     #[test]
     fn strings_escape_as_serde_json_does() {
         let specials: Vec<char> = (0u8..0x80)
             .map(char::from)
             .chain(['é', '速', '😀', '\u{7f}', '\u{2028}'])
             .collect();
-        for len in 0..20 {
+        for len in 0..40 {
             for pos in 0..len.max(1) {
                 for &c in &specials {
-                    let text: String = (0..len)
-                        .map(|i| {
-                            if i == pos {
-                                c
-                            } else {
-                                (b'a' + (i % 26) as u8) as char
-                            }
+                    // `c` at `pos`, and then also a quote and a newline further on.
+                    let plain = |i: usize| (b'a' + (i % 26) as u8) as char;
+                    let one: String = (0..len)
+                        .map(|i| if i == pos { c } else { plain(i) })
+                        .collect();
+                    let more: String = (0..len)
+                        .map(|i| match i {
+                            _ if i == pos => c,
+                            _ if i == pos + 9 => '"',
+                            _ if i + 1 == len && i > pos => '\n',
+                            _ => plain(i),
                         })
                         .collect();
-                    let mut ours = Vec::new();
-                    write_str(&mut ours, &text);
-                    let theirs = serde_json::to_string(&text).unwrap_or_default();
-                    assert_eq!(String::from_utf8_lossy(&ours), theirs, "{text:?}");
+                    for text in [one, more] {
+                        let mut ours = b"[".to_vec();
+                        write_str(&mut ours, &text);
+                        let theirs = serde_json::to_string(&text).unwrap_or_default();
+                        assert_eq!(String::from_utf8_lossy(&ours[1..]), theirs, "{text:?}");
+                    }
                 }
             }
         }

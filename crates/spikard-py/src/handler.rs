@@ -12,7 +12,7 @@
 //! - a generator as an event stream (see [`crate::stream`]).
 
 use crate::aio::{self, task_result, Started};
-use crate::answer::{answer, internal};
+use crate::answer::{answer, internal, AnswerSize};
 use crate::blocking::{Pool, SlowLog};
 use crate::context;
 use crate::convert::{json_to_py, value_to_py};
@@ -72,6 +72,8 @@ pub struct PyHandler {
     /// Position of the body among the function's arguments.
     pub body: Option<(usize, BodyArg)>,
     pub slow: SlowLog,
+    /// How long its JSON answers are.
+    pub answer_size: AnswerSize,
 }
 
 /// A cloneable handle to a [`PyHandler`], registered with the engine.
@@ -107,7 +109,7 @@ impl PyHandler {
                     .time(&self.name, || call(self.func.bind(py), &args))
             })
         });
-        answer(py, &self.name, called.and_then(|r| r))
+        answer(py, &self.name, &self.answer_size, called.and_then(|r| r))
     }
 
     async fn call_blocking(self: Arc<Self>, pool: &'static Pool, mut req: Request) -> Response {
@@ -127,7 +129,12 @@ impl PyHandler {
                 let called = context::run_in(py, ctx.bind(py), || {
                     handler.func.bind(py).call1(args.bind(py))
                 });
-                answer(py, &handler.name, called.and_then(|r| r))
+                answer(
+                    py,
+                    &handler.name,
+                    &handler.answer_size,
+                    called.and_then(|r| r),
+                )
             })
         });
         done.await.unwrap_or_else(|_| {
@@ -151,14 +158,24 @@ impl PyHandler {
                 let (tx, rx) = oneshot::channel();
                 let handler = Arc::clone(&self);
                 let on_done: aio::OnDone = Box::new(move |py, task| {
-                    let _ = tx.send(answer(py, &handler.name, task_result(task)));
+                    let _ = tx.send(answer(
+                        py,
+                        &handler.name,
+                        &handler.answer_size,
+                        task_result(task),
+                    ));
                 });
                 (on_done, rx)
             };
             let spawned = call(self.func.bind(py), &args)
                 .and_then(|coro| lp.spawn_with(py, &coro, None, Some(name), make));
             match spawned {
-                Ok(Started::Done(task)) => Ok(answer(py, &self.name, task_result(&task))),
+                Ok(Started::Done(task)) => Ok(answer(
+                    py,
+                    &self.name,
+                    &self.answer_size,
+                    task_result(&task),
+                )),
                 Ok(Started::Pending(_, rx)) => Err(rx),
                 Err(err) => Ok(internal(py, &self.name, err).into_response()),
             }

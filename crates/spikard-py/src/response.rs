@@ -1,7 +1,7 @@
 //! `Response` and `Event`, the classes a Python handler returns to control status, headers
 //! and content type, or the fields of a server-sent event.
 
-use crate::answer::body_response;
+use crate::answer::{body_response, AnswerSize};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use spikard_core::{sse, HeaderValue, Response, StatusCode};
@@ -61,12 +61,13 @@ impl PyResponse {
 }
 
 impl PyResponse {
-    pub fn to_response(&self, py: Python<'_>) -> PyResult<Response> {
+    /// The response; `size`: the route's answer size (see [`AnswerSize`]).
+    pub fn to_response(&self, py: Python<'_>, size: &AnswerSize) -> PyResult<Response> {
         let content = self.content.bind(py);
         let mut response = if content.is_none() {
             Response::default()
         } else {
-            body_response(content)?
+            body_response(content, size)?
         };
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let headers = response.headers_mut();
