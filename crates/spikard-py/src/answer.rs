@@ -28,9 +28,9 @@ pub fn internal(py: Python<'_>, name: &str, err: PyErr) -> Error {
     Error::Internal(format!("handler {name} raised"))
 }
 
-/// How long a route's last JSON answer was: the next one is written into a buffer about that
-/// large from the start, so an answer longer than the default capacity is not grown (and
-/// copied) several times on the way.
+/// How long a route's JSON answers are (see [`AnswerSize::record`]): the next one is written
+/// into a buffer about that large from the start, so an answer longer than the default
+/// capacity is not grown (and copied) several times on the way.
 pub struct AnswerSize(AtomicUsize);
 
 impl AnswerSize {
@@ -50,8 +50,14 @@ impl AnswerSize {
         (last + last / 8 + 16).clamp(Self::DEFAULT, Self::MAX)
     }
 
+    /// Notes an answer's length when it outgrew the last one noted or is less than half of
+    /// it: a route whose answers keep about one length stops writing to the shared counter,
+    /// which the serving threads then only read.
     fn record(&self, len: usize) {
-        self.0.store(len, Ordering::Relaxed);
+        let last = self.0.load(Ordering::Relaxed);
+        if len > last || len < last / 2 {
+            self.0.store(len, Ordering::Relaxed);
+        }
     }
 }
 
@@ -105,4 +111,26 @@ pub fn body_response(value: &Bound<'_, PyAny>, size: &AnswerSize) -> PyResult<Re
     let json = py_to_json_in(value, size.capacity())?;
     size.record(json.len());
     Ok(response::json_bytes(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnswerSize;
+
+    #[test]
+    fn answer_buffers_follow_the_routes_answers() {
+        let size = AnswerSize::new();
+        assert_eq!(size.capacity(), AnswerSize::DEFAULT);
+        size.record(100);
+        assert_eq!(size.capacity(), AnswerSize::DEFAULT);
+        size.record(4000);
+        assert_eq!(size.capacity(), 4000 + 500 + 16);
+        // Shorter, but not by half: the buffer stays.
+        size.record(2100);
+        assert_eq!(size.capacity(), 4516);
+        size.record(1900);
+        assert_eq!(size.capacity(), 1900 + 237 + 16);
+        size.record(10_000_000);
+        assert_eq!(size.capacity(), AnswerSize::MAX);
+    }
 }
