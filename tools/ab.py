@@ -66,15 +66,37 @@ def start(command: str, cwd: str) -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit(f"{command} did not start")
 
 
-def run(workload: dict, port: int, pgid: int, seconds: float, concurrency: int) -> dict:
+def oha_line(workload: dict, port: int, load: list[str]) -> list[str]:
+    """The oha command that sends `workload`'s sample request to `port`; `load`: how much
+    (`-z 4s -c 50`, `-n 2000 -c 8`)."""
     sample = workload["sample"]
-    line = ["taskset", "-c", "1", "oha", "--no-tui", "--output-format", "json", "--disable-compression"]
-    line += ["-z", f"{seconds}s", "-c", str(concurrency), "-m", workload["method"]]
+    line = ["oha", "--no-tui", "--output-format", "json", "--disable-compression", *load]
+    line += ["-m", workload["method"]]
     if sample.get("content_type"):
         line += ["-T", sample["content_type"]]
     if sample.get("body_file"):
         line += ["-D", sample["body_file"]]
     line.append(f"http://127.0.0.1:{port}{sample['target']}")
+    return line
+
+
+def server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two server command lines and their directories."""
+    parser.add_argument("--a", required=True)
+    parser.add_argument("--a-cwd", default=".")
+    parser.add_argument("--b", required=True)
+    parser.add_argument("--b-cwd", default=".")
+
+
+def workload_table() -> dict[str, dict]:
+    """The workloads by name, as the Rust workload server exports them."""
+    table_dir = tempfile.mkdtemp()
+    subprocess.run([str(ROOT / "target/release/spikard-rust-workloads"), "--export-table", table_dir], check=True)
+    return {w["name"]: w for w in json.loads(Path(table_dir, "table.json").read_text())}
+
+
+def run(workload: dict, port: int, pgid: int, seconds: float, concurrency: int) -> dict:
+    line = ["taskset", "-c", "1", *oha_line(workload, port, ["-z", f"{seconds}s", "-c", str(concurrency)])]
     cpu = group_cpu(pgid)
     report = json.loads(subprocess.run(line, check=True, capture_output=True).stdout)
     cpu = group_cpu(pgid) - cpu
@@ -87,18 +109,13 @@ def run(workload: dict, port: int, pgid: int, seconds: float, concurrency: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a", required=True)
-    parser.add_argument("--a-cwd", default=".")
-    parser.add_argument("--b", required=True)
-    parser.add_argument("--b-cwd", default=".")
+    server_arguments(parser)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
-    table_dir = tempfile.mkdtemp()
-    subprocess.run([str(ROOT / "target/release/spikard-rust-workloads"), "--export-table", table_dir], check=True)
-    table = {w["name"]: w for w in json.loads(Path(table_dir, "table.json").read_text())}
+    table = workload_table()
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         servers["a"] = start(args.a, args.a_cwd)

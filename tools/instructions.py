@@ -27,18 +27,9 @@ from pathlib import Path
 
 import ab
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def oha(workload: dict, port: int, requests: int) -> None:
-    sample = workload["sample"]
-    line = ["oha", "--no-tui", "--output-format", "json", "--disable-compression"]
-    line += ["-n", str(requests), "-c", "8", "-m", workload["method"]]
-    if sample.get("content_type"):
-        line += ["-T", sample["content_type"]]
-    if sample.get("body_file"):
-        line += ["-D", sample["body_file"]]
-    line.append(f"http://127.0.0.1:{port}{sample['target']}")
+    line = ab.oha_line(workload, port, ["-n", str(requests), "-c", "8"])
     report = json.loads(subprocess.run(line, check=True, capture_output=True).stdout)
     codes = report["statusCodeDistribution"]
     if set(codes) != {"200"} or sum(codes.values()) != requests:
@@ -80,16 +71,11 @@ def count(command: str, cwd: str, workload: dict, requests: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a", required=True)
-    parser.add_argument("--a-cwd", default=".")
-    parser.add_argument("--b", required=True)
-    parser.add_argument("--b-cwd", default=".")
+    ab.server_arguments(parser)
     parser.add_argument("-n", type=int, default=2000, help="requests counted per server and workload")
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
-    table_dir = tempfile.mkdtemp()
-    subprocess.run([str(ROOT / "target/release/spikard-rust-workloads"), "--export-table", table_dir], check=True)
-    table = {w["name"]: w for w in json.loads(Path(table_dir, "table.json").read_text())}
+    table = ab.workload_table()
     print(f"{'workload':<20} {'A instr/req':>12} {'B instr/req':>12} {'B/A':>6}")
     for name in args.workloads:
         a = count(args.a, args.a_cwd, table[name], args.n)

@@ -98,6 +98,11 @@ impl spikard_core::Handler for SharedHandler {
 }
 
 impl PyHandler {
+    /// What the function returned (or raised) as the route's response.
+    fn answer(&self, py: Python<'_>, result: PyResult<Bound<'_, PyAny>>) -> Response {
+        answer(py, &self.name, &self.answer_size, result)
+    }
+
     fn call_inline(&self, py: Python<'_>, req: &mut Request) -> Response {
         let args = match self.args(py, req) {
             Ok(args) => args,
@@ -109,7 +114,7 @@ impl PyHandler {
                     .time(&self.name, || call(self.func.bind(py), &args))
             })
         });
-        answer(py, &self.name, &self.answer_size, called.and_then(|r| r))
+        self.answer(py, called.and_then(|r| r))
     }
 
     async fn call_blocking(self: Arc<Self>, pool: &'static Pool, mut req: Request) -> Response {
@@ -129,12 +134,7 @@ impl PyHandler {
                 let called = context::run_in(py, ctx.bind(py), || {
                     handler.func.bind(py).call1(args.bind(py))
                 });
-                answer(
-                    py,
-                    &handler.name,
-                    &handler.answer_size,
-                    called.and_then(|r| r),
-                )
+                handler.answer(py, called.and_then(|r| r))
             })
         });
         done.await.unwrap_or_else(|_| {
@@ -158,24 +158,14 @@ impl PyHandler {
                 let (tx, rx) = oneshot::channel();
                 let handler = Arc::clone(&self);
                 let on_done: aio::OnDone = Box::new(move |py, task| {
-                    let _ = tx.send(answer(
-                        py,
-                        &handler.name,
-                        &handler.answer_size,
-                        task_result(task),
-                    ));
+                    let _ = tx.send(handler.answer(py, task_result(task)));
                 });
                 (on_done, rx)
             };
             let spawned = call(self.func.bind(py), &args)
                 .and_then(|coro| lp.spawn_with(py, &coro, None, Some(name), make));
             match spawned {
-                Ok(Started::Done(task)) => Ok(answer(
-                    py,
-                    &self.name,
-                    &self.answer_size,
-                    task_result(&task),
-                )),
+                Ok(Started::Done(task)) => Ok(self.answer(py, task_result(&task))),
                 Ok(Started::Pending(_, rx)) => Err(rx),
                 Err(err) => Ok(internal(py, &self.name, err).into_response()),
             }
