@@ -7,6 +7,7 @@ mod app;
 mod blocking;
 mod context;
 pub mod convert;
+mod exit;
 mod handler;
 mod postgres;
 mod response;
@@ -37,5 +38,6 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<postgres::PgConnection>()?;
     module.add_class::<postgres::Transaction>()?;
     module.add_function(wrap_pyfunction!(postgres::_settle, module)?)?;
+    exit::register(module)?;
     Ok(())
 }

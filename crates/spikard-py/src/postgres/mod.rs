@@ -22,6 +22,7 @@ pub use errors::is_unavailable;
 
 use crate::aio;
 use crate::app::positive_seconds;
+use crate::exit;
 use args::Arg;
 use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime, Timeouts};
 use errors::{chain_text, Failure};
@@ -309,7 +310,8 @@ where
     let (target, event_loop) = (future.clone().unbind(), event_loop.unbind());
     background()?.spawn(async move {
         let done = work.await;
-        Python::attach(|py| {
+        // Not once the interpreter is exiting (see `exit`): the script that awaited it is done.
+        exit::attach(|py| {
             let (value, error) = match resolve(py, &shared, done) {
                 Ok(value) => (value, py.None()),
                 Err(err) => (py.None(), err.value(py).clone().into_any().unbind()),
