@@ -10,6 +10,9 @@ requests (every answer 2xx, or it fails).
                           --b "$PWD/.venv/bin/python -m spikard workload_app:app --workers 1 --port {port}" \\
                           --b-cwd python  urlencoded-complex query-many
 
+`--keep DIR` leaves callgrind's files in DIR/<workload>-a/ and -b/, for
+`callgrind_annotate --inclusive=yes DIR/query-many-b/cg.*`.
+
 Needs valgrind (`apt-get install valgrind`).
 """
 
@@ -36,9 +39,13 @@ def oha(workload: dict, port: int, requests: int) -> None:
         raise SystemExit(f"{workload['name']}: {codes} {report['errorDistribution']}")
 
 
-def count(command: str, cwd: str, workload: dict, requests: int) -> float:
-    """Instructions per request of one server on one workload."""
-    out = Path(tempfile.mkdtemp())
+def count(command: str, cwd: str, workload: dict, requests: int, keep: Path | None = None) -> float:
+    """Instructions per request of one server on one workload (its callgrind files left in
+    `keep` when given, for `callgrind_annotate`)."""
+    out = keep or Path(tempfile.mkdtemp())
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("cg.*"):
+        old.unlink()
     port = ab.free_port()
     line = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p"]
     line += shlex.split(command.format(port=port))
@@ -73,13 +80,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ab.server_arguments(parser)
     parser.add_argument("-n", type=int, default=2000, help="requests counted per server and workload")
+    parser.add_argument("--keep", type=Path, help="leave callgrind's files in KEEP/<workload>-{a,b}/")
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
     table = ab.workload_table()
     print(f"{'workload':<20} {'A instr/req':>12} {'B instr/req':>12} {'B/A':>6}")
     for name in args.workloads:
-        a = count(args.a, args.a_cwd, table[name], args.n)
-        b = count(args.b, args.b_cwd, table[name], args.n)
+        keep = {side: args.keep / f"{name}-{side}" if args.keep else None for side in "ab"}
+        a = count(args.a, args.a_cwd, table[name], args.n, keep["a"])
+        b = count(args.b, args.b_cwd, table[name], args.n, keep["b"])
         print(f"{name:<20} {a:>12,.0f} {b:>12,.0f} {b / a:>6.3f}", flush=True)
 
 
