@@ -383,32 +383,37 @@ def test_handlers_await_queries_on_the_engine_thread(db: psycopg.Connection) -> 
     db.execute(f"DELETE FROM {TABLE}")
 
 
+def _script(tmp_path, source: str) -> list[str]:  # noqa: ANN001
+    """The command that runs `source` (indented as written) as a script of its own."""
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(source))
+    return [sys.executable, str(path)]
+
+
 def test_a_script_exits_cleanly_while_queries_are_still_being_answered(tmp_path) -> None:  # noqa: ANN001
     # asyncio.run returns after the first answer; the background thread is still handing
     # the others to the closed loop as the interpreter finalizes. On one CPU, the two
     # threads interleave most; without the exit hook about one run in ten aborted.
-    script = tmp_path / "exit.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import asyncio
-            from spikard.postgres import Pool
-            pool = Pool({DATABASE_URL!r}, max_size=4)
-            async def first():
-                queries = [
-                    asyncio.ensure_future(pool.fetchval("SELECT $1::int * 3", i))
-                    for i in range(1, 41)
-                ]
-                done, _ = await asyncio.wait(queries, return_when=asyncio.FIRST_COMPLETED)
-                return done.pop().result()
-            print(asyncio.run(first()))
-            """
-        )
+    script = _script(
+        tmp_path,
+        f"""
+        import asyncio
+        from spikard.postgres import Pool
+        pool = Pool({DATABASE_URL!r}, max_size=4)
+        async def first():
+            queries = [
+                asyncio.ensure_future(pool.fetchval("SELECT $1::int * 3", i))
+                for i in range(1, 41)
+            ]
+            done, _ = await asyncio.wait(queries, return_when=asyncio.FIRST_COMPLETED)
+            return done.pop().result()
+        print(asyncio.run(first()))
+        """,
     )
     cpu = min(os.sched_getaffinity(0))
     for _ in range(40):
         done = subprocess.run(
-            [sys.executable, str(script)],
+            script,
             timeout=60,
             capture_output=True,
             text=True,
@@ -420,25 +425,23 @@ def test_a_script_exits_cleanly_while_queries_are_still_being_answered(tmp_path)
 
 
 def test_a_forked_worker_gets_connections_of_its_own(tmp_path) -> None:  # noqa: ANN001
-    script = tmp_path / "fork.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import asyncio, os, sys
-            from spikard.postgres import Pool
-            pool = Pool({DATABASE_URL!r}, max_size=1)
-            async def pid():
-                return await pool.fetchval("SELECT pg_backend_pid()")
-            parent = asyncio.run(pid())
-            child = os.fork()
-            if child == 0:
-                mine = asyncio.run(asyncio.wait_for(pid(), 10))
-                os._exit(0 if mine != parent else 3)
-            _, status = os.waitpid(child, 0)
-            again = asyncio.run(pid())
-            sys.exit(os.waitstatus_to_exitcode(status) or (0 if again == parent else 4))
-            """
-        )
+    script = _script(
+        tmp_path,
+        f"""
+        import asyncio, os, sys
+        from spikard.postgres import Pool
+        pool = Pool({DATABASE_URL!r}, max_size=1)
+        async def pid():
+            return await pool.fetchval("SELECT pg_backend_pid()")
+        parent = asyncio.run(pid())
+        child = os.fork()
+        if child == 0:
+            mine = asyncio.run(asyncio.wait_for(pid(), 10))
+            os._exit(0 if mine != parent else 3)
+        _, status = os.waitpid(child, 0)
+        again = asyncio.run(pid())
+        sys.exit(os.waitstatus_to_exitcode(status) or (0 if again == parent else 4))
+        """,
     )
-    done = subprocess.run([sys.executable, str(script)], timeout=60, capture_output=True, text=True)
+    done = subprocess.run(script, timeout=60, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
