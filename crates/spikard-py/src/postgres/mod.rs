@@ -283,6 +283,9 @@ where
     W: Future<Output = Result<Outcome, Failure>> + Send + 'static,
 {
     let shared = Arc::clone(shared);
+    // On the heap once: the driver's futures are kilobytes, and a task moves its future
+    // several times (into the task, through each stage) where it moves a box in one word.
+    let work = Box::pin(work);
     if let Some(lp) = aio::current() {
         // An engine thread: the query runs on this thread's runtime, and the handler it
         // wakes runs as soon as its answer is in.
