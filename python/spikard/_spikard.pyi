@@ -109,7 +109,9 @@ class CallSoon:
     """``loop.call_soon`` for the engine loop: queues a :class:`Handle` on ``ready``."""
 
     def __new__(cls, event_loop: Any, ready: Any) -> CallSoon: ...
-    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Handle: ...
+    @property
+    def call_soon(self) -> Callable[..., Handle]:
+        """``call_soon(callback, *args, context=None)``, a builtin function bound to this object."""
 
 def drain(ready: Any, budget: int) -> None:
     """Runs up to ``budget`` handles from the front of the ``ready`` deque."""

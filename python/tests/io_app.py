@@ -152,6 +152,13 @@ async def callbacks(n: int) -> dict:
         loop.call_soon(lambda: ran.append(["context", request_id.get()]), context=marked)
         loop.call_soon(fail)
         loop.call_soon(lambda *numbers: ran.append(["args", sum(numbers)]), *range(n))
+        loop.call_soon(ran.append, ["no context given", n], context=None)
+        refused = []
+        for call in (lambda: loop.call_soon(), lambda: loop.call_soon(ran.append, n, when=n)):
+            try:
+                call()
+            except TypeError as exc:
+                refused.append(str(exc))
         loop.call_soon(done.set_result, None)
         await done
     finally:
@@ -159,6 +166,7 @@ async def callbacks(n: int) -> dict:
     return {
         "ran": ran,
         "errors": errors,
+        "refused": refused,
         "cancelled": [kept.cancelled(), dropped.cancelled()],
         "own_context": request_id.get(),
     }

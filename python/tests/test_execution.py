@@ -122,8 +122,12 @@ def test_every_request_has_its_own_context(io_server: Server) -> None:
 @pytest.mark.parametrize("n", [2, 9])
 def test_loop_callbacks_behave_as_asyncio_documents(io_server: Server, n: int) -> None:
     assert get_json(io_server.port, f"/callbacks/{n}") == {
-        "ran": [["first", n], ["context", n], ["args", n * (n - 1) // 2]],
+        "ran": [["first", n], ["context", n], ["args", n * (n - 1) // 2], ["no context given", n]],
         "errors": [["ValueError", f"callback {n} failed", True]],
+        "refused": [
+            "call_soon() missing 1 required positional argument: 'callback'",
+            "call_soon() got an unexpected keyword argument 'when'",
+        ],
         "cancelled": [False, True],
         "own_context": None,
     }

@@ -37,6 +37,8 @@ struct Names {
     end: Py<PyAny>,
     /// `asyncio.Task`.
     task: Py<PyAny>,
+    /// `asyncio.Future`.
+    future: Py<PyAny>,
 }
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
@@ -51,6 +53,7 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
             next_item: aio.getattr("next_item")?.unbind(),
             end: aio.getattr("END")?.unbind(),
             task: py.import("asyncio")?.getattr("Task")?.unbind(),
+            future: py.import("asyncio")?.getattr("Future")?.unbind(),
         })
     })
 }
@@ -272,11 +275,15 @@ impl EngineLoop {
         Ok(Started::Pending(task.unbind(), extra))
     }
 
-    /// `loop.create_future()`.
+    /// `loop.create_future()`: `asyncio.Future(loop=…)`, as the loop's own method makes it.
     pub fn create_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.obj
-            .bind(py)
-            .call_method0(pyo3::intern!(py, "create_future"))
+        static LOOP: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+        let kwnames = LOOP.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+        call_raw_kw(
+            names(py)?.future.bind(py),
+            std::iter::once(self.obj.as_ptr()),
+            Some(kwnames.bind(py)),
+        )
     }
 
     /// Runs what resolving a future from outside the loop queued (the task it wakes, and

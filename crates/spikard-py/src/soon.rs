@@ -11,9 +11,11 @@
 
 use crate::context;
 use crate::handler::call_raw;
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
+use pyo3::ffi;
+use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 /// A callback queued by [`CallSoon`]: `asyncio.Handle`'s behaviour, built and run in Rust.
@@ -166,25 +168,44 @@ impl CallSoon {
         })
     }
 
-    /// `call_soon` itself. The loop installs this bound method (not the object): a builtin
-    /// method takes the `context=` keyword through vectorcall, without a keyword dict.
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon<'py>(
+    /// `call_soon` itself, a builtin function bound to this object, which the loop installs
+    /// as its instance's `call_soon`. It takes its arguments straight from the vectorcall
+    /// array: parsing `*args` and `context=` the generic way cost more than the rest of
+    /// the call.
+    #[getter]
+    fn call_soon<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `CALL_SOON` is a static method table of the flags its function takes; the
+        // new function object holds a reference to `slf`, which `call_soon_raw` receives.
+        unsafe {
+            let def = std::ptr::addr_of!(CALL_SOON.0).cast_mut();
+            let function = ffi::PyCFunction_NewEx(def, slf.as_ptr(), std::ptr::null_mut());
+            Bound::from_owned_ptr_or_err(slf.py(), function)
+        }
+    }
+}
+
+impl CallSoon {
+    fn queue<'py>(
         &self,
         py: Python<'py>,
-        callback: Py<PyAny>,
-        args: &Bound<'py, PyTuple>,
-        context: Option<Bound<'py, PyAny>>,
+        callback: &Bound<'py, PyAny>,
+        args: &[*mut ffi::PyObject],
+        context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Handle>> {
         let context = match context {
-            Some(context) if !context.is_none() => context,
+            Some(context) if !context.is_none() => context.clone(),
             _ => context::copy(py)?,
         };
+        let args = args
+            .iter()
+            // SAFETY: the caller's arguments, borrowed and alive for the call.
+            .map(|&a| unsafe { Bound::from_borrowed_ptr(py, a) }.unbind())
+            .collect();
         let handle = Bound::new(
             py,
             Handle {
-                callback: Some(callback),
-                args: args.iter().map(Bound::unbind).collect(),
+                callback: Some(callback.clone().unbind()),
+                args,
                 context: Some(context.unbind()),
                 event_loop: Some(self.event_loop.clone_ref(py)),
                 cancelled: false,
@@ -193,6 +214,100 @@ impl CallSoon {
         call_raw(self.append.bind(py), std::iter::once(handle.as_ptr()))?;
         Ok(handle)
     }
+}
+
+/// The method table of [`CallSoon::call_soon`]'s function.
+struct MethodDef(ffi::PyMethodDef);
+
+// SAFETY: the table is never written; its pointers are to static strings and a function.
+unsafe impl Sync for MethodDef {}
+
+static CALL_SOON: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"call_soon".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunctionFastWithKeywords: call_soon_raw,
+    },
+    ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+    ml_doc: c"call_soon(callback, *args, context=None)\n--\n\nQueues callback(*args) on the loop's ready queue; returns its handle.".as_ptr(),
+});
+
+/// CPython's entry to [`CallSoon::call_soon`]'s function: `slf` is the [`CallSoon`], `args`
+/// the positional arguments followed by the values of the keywords `kwnames` names.
+unsafe extern "C" fn call_soon_raw(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    Python::attach(|py| {
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: CPython passes `nargs` positional arguments and then one value per
+            // name in `kwnames` (a tuple of str, or NULL), all borrowed for the call, and
+            // `slf` is the object the function was made with.
+            unsafe { call_soon_args(py, slf, args, nargs, kwnames) }
+        }));
+        let result = called.unwrap_or_else(|_| {
+            Err(PanicException::new_err(
+                "call_soon panicked; see the message above",
+            ))
+        });
+        match result {
+            Ok(handle) => handle.into_any().into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// [`call_soon_raw`]'s arguments read and checked as `(callback, *args, context=None)`.
+///
+/// # Safety
+/// As CPython calls a `METH_FASTCALL | METH_KEYWORDS` function made with a [`CallSoon`].
+unsafe fn call_soon_args<'py>(
+    py: Python<'py>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Bound<'py, Handle>> {
+    let keywords = if kwnames.is_null() {
+        None
+    } else {
+        Some(unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?)
+    };
+    let positional = usize::try_from(nargs).unwrap_or(0);
+    let given = positional + keywords.as_ref().map_or(0, |k| k.len());
+    let values = if given == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(args, given) }
+    };
+    let mut context = None;
+    if let Some(keywords) = &keywords {
+        for (name, &value) in keywords.iter().zip(&values[positional..]) {
+            if name
+                .cast::<PyString>()
+                .is_ok_and(|n| n.to_str().is_ok_and(|n| n == "context"))
+            {
+                context = Some(unsafe { Bound::from_borrowed_ptr(py, value) });
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "call_soon() got an unexpected keyword argument {}",
+                    name.repr()?
+                )));
+            }
+        }
+    }
+    let Some((&callback, rest)) = values[..positional].split_first() else {
+        return Err(PyTypeError::new_err(
+            "call_soon() missing 1 required positional argument: 'callback'",
+        ));
+    };
+    let this = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<CallSoon>()?;
+    let callback = unsafe { Bound::from_borrowed_ptr(py, callback) };
+    this.get().queue(py, &callback, rest, context.as_ref())
 }
 
 /// Runs up to `budget` handles from the front of `ready` (a deque), those that callbacks
