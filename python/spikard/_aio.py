@@ -33,7 +33,7 @@ from ._spikard import CallSoon, drain
 IDLE = -1.0
 
 #: Loop methods an engine loop replaces (:meth:`EngineLoop._use_fast_paths`).
-_FAST_PATHS = ("call_soon", "create_future", "create_task")
+_FAST_PATHS = ("call_soon", "create_future", "create_task", "get_debug")
 
 #: Callbacks one :meth:`EngineLoop.iterate` may run while callbacks keep queueing others,
 #: before the engine serves its connections again (in debug mode: loop passes).
@@ -88,16 +88,21 @@ class EngineLoop(asyncio.SelectorEventLoop):
             "call_soon": CallSoon(self, self._ready).call_soon,
             "create_future": functools.partial(asyncio.Future, loop=self),
             "create_task": functools.partial(asyncio.Task, loop=self),
+            # Installed only while the loop is not in debug mode, so the answer is False:
+            # ``bool()`` gives it without a Python frame. Every asyncio Future and Task asks
+            # (``loop.get_debug()`` in their ``__init__``).
+            "get_debug": bool,
         }
         self._use_fast_paths()
 
     def _use_fast_paths(self) -> None:
         """Installs the fast ``call_soon`` (the extension's), ``create_future`` and
-        ``create_task`` (the classes themselves) as this instance's attributes, or removes
-        them: asyncio's own methods apply in debug mode (their checks), once closed (their
-        error), and ``create_task`` with a task factory."""
+        ``create_task`` (the classes themselves) and ``get_debug`` as this instance's
+        attributes, or removes them: asyncio's own methods apply in debug mode (their checks),
+        once closed (their error), and ``create_task`` with a task factory."""
         fast = getattr(self, "_fast_paths", None)
-        if self.get_debug() or self.is_closed():
+        # ``_debug``, not ``get_debug()``: the fast ``get_debug`` answers False.
+        if self._debug or self.is_closed():
             fast = None
         for name in _FAST_PATHS:
             if fast is not None and (name != "create_task" or self.get_task_factory() is None):

@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::handler::{call_raw, call_raw_kw};
 use crate::soon;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PySet, PyString, PyTuple};
 
 /// `spikard._aio` and `asyncio` objects, looked up once.
 struct Names {
@@ -39,6 +39,66 @@ struct Names {
     task: Py<PyAny>,
     /// `asyncio.Future`.
     future: Py<PyAny>,
+    /// Its methods, in [`Method`]'s order.
+    methods: [Py<PyAny>; 5],
+}
+
+/// Methods of asyncio's futures (tasks inherit them) that the engine calls per request.
+#[derive(Clone, Copy)]
+pub enum Method {
+    Done,
+    Result,
+    SetResult,
+    SetException,
+    AddDoneCallback,
+}
+
+impl Method {
+    const NAMES: [&'static str; 5] = [
+        "done",
+        "result",
+        "set_result",
+        "set_exception",
+        "add_done_callback",
+    ];
+}
+
+/// `future.<method>(*args)`. On an asyncio Future or Task (not a subclass, which may
+/// override it) asyncio's own method is called directly, without looking it up by name.
+pub fn call_future<'py>(
+    future: &Bound<'py, PyAny>,
+    method: Method,
+    args: &[&Bound<'py, PyAny>],
+) -> PyResult<Bound<'py, PyAny>> {
+    debug_assert!(args.len() <= 1);
+    let py = future.py();
+    let names = names(py)?;
+    let ty = future.get_type();
+    let own = ty.is(names.future.bind(py)) || ty.is(names.task.bind(py));
+    // The future and at most one argument.
+    let mut slots = [future.as_ptr(), std::ptr::null_mut()];
+    let n = args.len().min(1);
+    if let Some(arg) = args.first() {
+        slots[1] = arg.as_ptr();
+    }
+    if own {
+        let method = names.methods[method as usize].bind(py);
+        // SAFETY: `slots[..=n]` holds live objects (`future` and the borrowed arguments) for
+        // the call; the result is a new reference or NULL with an exception set; the GIL is
+        // held (`py`).
+        unsafe {
+            let result = pyo3::ffi::PyObject_Vectorcall(
+                method.as_ptr(),
+                slots.as_ptr(),
+                n + 1,
+                std::ptr::null_mut(),
+            );
+            Bound::from_owned_ptr_or_err(py, result)
+        }
+    } else {
+        let method = future.getattr(Method::NAMES[method as usize])?;
+        call_raw(&method, slots[1..=n].iter().copied())
+    }
 }
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
@@ -54,6 +114,11 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
             end: aio.getattr("END")?.unbind(),
             task: py.import("asyncio")?.getattr("Task")?.unbind(),
             future: py.import("asyncio")?.getattr("Future")?.unbind(),
+            methods: {
+                let future = py.import("asyncio")?.getattr("Future")?;
+                let method = |i: usize| future.getattr(Method::NAMES[i]).map(Bound::unbind);
+                [method(0)?, method(1)?, method(2)?, method(3)?, method(4)?]
+            },
         })
     })
 }
@@ -68,11 +133,16 @@ const READY_BUDGET: usize = 64;
 /// One thread's asyncio loop and what its driver waits on.
 pub struct EngineLoop {
     obj: Py<PyAny>,
+    /// The loop's instance `__dict__`, where its `_scheduled` and `_debug` are read without
+    /// an attribute look-up (asyncio's `_run_once` replaces the `_scheduled` list, so it is
+    /// read afresh each time).
+    attrs: Py<PyDict>,
     /// The loop's `_pending` set: suspended tasks, held until done (the loop itself keeps
     /// only weak references to tasks).
-    pending: Py<PyAny>,
-    /// The loop's ready queue (`_ready`, a deque).
+    pending: Py<PySet>,
+    /// The loop's ready queue (`_ready`, a deque) and its `pop`.
     ready: Py<PyAny>,
+    pop: Py<PyAny>,
     fd: RawFd,
     wake: Notify,
     stopping: AtomicBool,
@@ -145,12 +215,16 @@ impl EngineLoop {
     pub fn new(py: Python<'_>) -> PyResult<Arc<EngineLoop>> {
         let obj = names(py)?.engine_loop.bind(py).call0()?;
         let fd: RawFd = obj.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
-        let pending = obj.getattr("_pending")?.unbind();
-        let ready = obj.getattr("_ready")?.unbind();
+        let attrs = obj.getattr("__dict__")?.cast_into::<PyDict>()?.unbind();
+        let pending = obj.getattr("_pending")?.cast_into::<PySet>()?.unbind();
+        let ready = obj.getattr("_ready")?;
+        let pop = ready.getattr("pop")?.unbind();
         Ok(Arc::new(EngineLoop {
             obj: obj.unbind(),
+            attrs,
             pending,
-            ready,
+            ready: ready.unbind(),
+            pop,
             fd,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -243,17 +317,13 @@ impl EngineLoop {
         make: impl FnOnce() -> (OnDone, R),
     ) -> PyResult<Started<'py, R>> {
         let lp = self.obj.bind(py);
-        let ready = self.ready.bind(py);
         let before = self.timers(py)?;
         let task = new_task(py, coro, lp, context, name)?;
         // Task() queued its first step last: run it here instead of in a loop iteration.
-        let first = call_raw(
-            &ready.getattr(pyo3::intern!(py, "pop"))?,
-            std::iter::empty(),
-        )?;
+        let first = call_raw(self.pop.bind(py), std::iter::empty())?;
         soon::run_any(&first)?;
         let wake = self.needs_driver(py, before)?;
-        let done = task.call_method0(pyo3::intern!(py, "done"))?.is_truthy()?;
+        let done = call_future(&task, Method::Done, &[])?.is_truthy()?;
         if wake {
             // New callbacks or timers: the driver recomputes what it waits for.
             self.wake.notify_one();
@@ -270,8 +340,12 @@ impl EngineLoop {
                 pending: pending.clone().unbind(),
             },
         )?;
-        pending.call_method1(pyo3::intern!(py, "add"), (&task,))?;
-        task.call_method1(pyo3::intern!(py, "add_done_callback"), (completion,))?;
+        pending.add(&task)?;
+        call_future(
+            &task,
+            Method::AddDoneCallback,
+            &[completion.bind(py).as_any()],
+        )?;
         Ok(Started::Pending(task.unbind(), extra))
     }
 
@@ -292,9 +366,7 @@ impl EngineLoop {
     /// them in asyncio's own iteration, which reports slow callbacks.
     pub fn run_ready(&self, py: Python<'_>) {
         let debug = self
-            .obj
-            .bind(py)
-            .getattr(pyo3::intern!(py, "_debug"))
+            .attr(py, pyo3::intern!(py, "_debug"))
             .and_then(|d| d.is_truthy())
             .unwrap_or(true);
         if !debug {
@@ -316,10 +388,19 @@ impl EngineLoop {
 
     /// How many timers the loop holds (`len(loop._scheduled)`).
     fn timers(&self, py: Python<'_>) -> PyResult<usize> {
-        self.obj
-            .bind(py)
-            .getattr(pyo3::intern!(py, "_scheduled"))?
-            .len()
+        self.attr(py, pyo3::intern!(py, "_scheduled"))?.len()
+    }
+
+    /// The loop's instance attribute `name`, read from its `__dict__`.
+    fn attr<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.attrs.bind(py).get_item(name)? {
+            Some(value) => Ok(value),
+            None => self.obj.bind(py).getattr(name),
+        }
     }
 
     /// Whether the driver must recompute what it waits for after callbacks ran outside an
@@ -370,7 +451,7 @@ impl EngineLoop {
 
 /// `task.result()`: what the task's coroutine returned, or what it raised.
 pub fn task_result<'py>(task: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    task.call_method0(pyo3::intern!(task.py(), "result"))
+    call_future(task, Method::Result, &[])
 }
 
 /// `next_item(stream)`: the next item of an async generator, or `END` after its last.
@@ -433,16 +514,14 @@ pub type OnDone = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>) + Send>;
 #[pyclass(module = "spikard._spikard")]
 pub struct Completion {
     on_done: Mutex<Option<OnDone>>,
-    pending: Py<PyAny>,
+    pending: Py<PySet>,
 }
 
 #[pymethods]
 impl Completion {
     fn __call__(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = task.py();
-        self.pending
-            .bind(py)
-            .call_method1(pyo3::intern!(py, "discard"), (task,))?;
+        self.pending.bind(py).discard(task)?;
         if let Some(on_done) = self.on_done.lock().ok().and_then(|mut f| f.take()) {
             on_done(py, task);
         }

@@ -20,7 +20,7 @@ mod rows;
 
 pub use errors::is_unavailable;
 
-use crate::aio;
+use crate::aio::{self, Method};
 use crate::app::positive_seconds;
 use crate::exit;
 use args::Arg;
@@ -248,21 +248,17 @@ fn background() -> PyResult<&'static tokio::runtime::Runtime> {
 #[pyfunction]
 #[pyo3(signature = (future, value, error))]
 pub fn _settle(
-    py: Python<'_>,
     future: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
     error: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    if future
-        .call_method0(pyo3::intern!(py, "done"))?
-        .is_truthy()?
-    {
+    if aio::call_future(future, Method::Done, &[])?.is_truthy()? {
         return Ok(());
     }
     if error.is_none() {
-        future.call_method1(pyo3::intern!(py, "set_result"), (value,))?;
+        aio::call_future(future, Method::SetResult, &[value])?;
     } else {
-        future.call_method1(pyo3::intern!(py, "set_exception"), (error,))?;
+        aio::call_future(future, Method::SetException, &[error])?;
     }
     Ok(())
 }
@@ -296,8 +292,8 @@ where
             Python::attach(|py| {
                 let target = target.bind(py);
                 let settled = match resolve(py, &shared, done) {
-                    Ok(value) => _settle(py, target, value.bind(py), &py.None().into_bound(py)),
-                    Err(err) => _settle(py, target, &py.None().into_bound(py), err.value(py)),
+                    Ok(value) => _settle(target, value.bind(py), &py.None().into_bound(py)),
+                    Err(err) => _settle(target, &py.None().into_bound(py), err.value(py)),
                 };
                 if let Err(err) = settled {
                     eprintln!("spikard: a database result could not be delivered:");
