@@ -178,9 +178,12 @@ async def callbacks_debug() -> dict:
     refused); after it, callbacks run as before."""
     loop = asyncio.get_running_loop()
     debug = [loop.get_debug()]
+    # A future records where it was made only in debug mode (it asks ``loop.get_debug()``).
+    traced = [asyncio.Future(loop=loop)._source_traceback is not None]
     loop.set_debug(True)
     try:
         debug.append(loop.get_debug())
+        traced.append(asyncio.Future(loop=loop)._source_traceback is not None)
         loop.call_soon(actx, 1)
         refused = None
     except TypeError as exc:
@@ -188,9 +191,10 @@ async def callbacks_debug() -> dict:
     finally:
         loop.set_debug(False)
     debug.append(loop.get_debug())
+    traced.append(asyncio.Future(loop=loop)._source_traceback is not None)
     done = loop.create_future()
     loop.call_soon(done.set_result, "after")
-    return {"refused": refused, "after": await done, "debug": debug}
+    return {"refused": refused, "after": await done, "debug": debug, "traced": traced}
 
 
 @app.get("/callbacks-slow/{n}")

@@ -137,6 +137,7 @@ def test_loop_debug_mode_uses_asyncio_call_soon(io_server: Server) -> None:
     answer = get_json(io_server.port, "/callbacks-debug")
     assert answer["after"] == "after"
     assert answer["debug"] == [False, True, False]
+    assert answer["traced"] == [False, True, False]
     assert answer["refused"] and "coroutine" in answer["refused"], answer
 
 
