@@ -250,6 +250,37 @@ pub const MAX_ANSWER_DEPTH: usize = 1000;
 
 /// Appends `obj` as JSON to `out` (see [`py_to_json`]); `depth`: how deep `obj` sits.
 pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+    // The thread's key cache for the whole walk of a list or of a dict of a few keys (for one
+    // or two, reaching the cache costs what it saves); a walk that starts inside another
+    // (Python code the walk runs, encoding an answer of its own) goes without it.
+    let ptr = obj.as_ptr();
+    // SAFETY: `ptr` is a live object; a dict's `ma_used` is its number of items.
+    let keyed = unsafe {
+        if pyo3::ffi::PyDict_Check(ptr) != 0 {
+            (*ptr.cast::<pyo3::ffi::PyDictObject>()).ma_used >= 4
+        } else {
+            pyo3::ffi::PyList_Check(ptr) != 0
+        }
+    };
+    if !keyed {
+        return encode(out, obj, depth, None);
+    }
+    KEYS.with(|keys| match keys.try_borrow_mut() {
+        Ok(mut keys) => {
+            let keys = keys.get_or_insert_with(KeyCache::new);
+            encode(out, obj, depth, Some(keys))
+        }
+        Err(_) => encode(out, obj, depth, None),
+    })
+}
+
+/// [`write_json`] with the key cache, if the walk has it.
+fn encode(
+    out: &mut Vec<u8>,
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+    mut keys: Option<&mut KeyCache>,
+) -> PyResult<()> {
     let depth = depth + 1;
     if depth > MAX_ANSWER_DEPTH {
         return Err(PyValueError::new_err(format!(
@@ -268,32 +299,40 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
         let mut value = std::ptr::null_mut();
         let mut first = true;
         // SAFETY: `dict` is a live dict and the GIL is held; PyDict_Next hands out borrowed
-        // references, of which new ones are taken at once (encoding a value can run Python
-        // code, which could change the dict), and it stays memory-safe when the dict changes.
+        // references, valid while no Python code runs (which could change the dict), and it
+        // stays memory-safe when the dict changes. The key is written (which runs no Python
+        // code; an error ends the walk) before its value; a value whose encoding could run
+        // Python code (anything but those of `is_plain`) gets a new reference first.
         while unsafe { pyo3::ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0
         {
-            let (key, value) = unsafe {
-                (
-                    Bound::from_borrowed_ptr(py, key),
-                    Bound::from_borrowed_ptr(py, value),
-                )
-            };
+            let key = unsafe { pyo3::Borrowed::from_ptr(py, key) };
             if !first {
                 out.push(b',');
             }
             first = false;
             let key = key
-                .cast_into::<PyString>()
+                .cast::<PyString>()
                 .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
-            write_str(out, text_of(&key)?);
-            out.push(b':');
-            write_json(out, &value, depth)?;
+            match keys.as_deref_mut() {
+                Some(cache) => cache.write(out, &key)?,
+                None => {
+                    write_str(out, text_of(&key)?);
+                    out.push(b':');
+                }
+            }
+            if is_plain(value) {
+                let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
+                encode(out, &value, depth, keys.as_deref_mut())?;
+            } else {
+                let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+                encode(out, &value, depth, keys.as_deref_mut())?;
+            }
         }
         out.push(b'}');
         return Ok(());
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        return write_items(out, list.iter(), depth);
+        return write_items(out, list.iter(), depth, keys);
     }
     if obj.is_none() {
         out.extend_from_slice(b"null");
@@ -311,10 +350,10 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         // Not finite: `null`, as serde_json and msgspec write it.
-        return write_number(out, f.value());
+        return write_float(out, f.value());
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
-        return write_items(out, tuple.iter(), depth);
+        return write_items(out, tuple.iter(), depth, keys);
     }
     if obj.cast::<PyBytes>().is_ok() || obj.cast::<PyByteArray>().is_ok() {
         return Err(PyValueError::new_err("bytes cannot be encoded as JSON"));
@@ -335,10 +374,10 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
     // would raise (and format) an AttributeError each time.
     if obj.is_instance_of::<PyDate>() || obj.is_instance_of::<PyTime>() {
         let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
-        return write_json(out, &text, depth);
+        return encode(out, &text, depth, keys);
     }
     if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false) {
-        return write_json(out, obj.str()?.as_any(), depth);
+        return encode(out, obj.str()?.as_any(), depth, keys);
     }
     // Structs, dataclasses and the like: msgspec writes them in C in one call, and its bytes
     // go into the answer as they are; failing that, anything with an `isoformat` (date types
@@ -353,7 +392,7 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
     }
     if obj.hasattr(pyo3::intern!(py, "isoformat")).unwrap_or(false) {
         let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
-        return write_json(out, &text, depth);
+        return encode(out, &text, depth, keys);
     }
     Err(PyValueError::new_err(format!(
         "cannot encode {} as JSON",
@@ -362,6 +401,22 @@ pub fn write_json(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Py
             .map(|n| n.to_string())
             .unwrap_or_default()
     )))
+}
+
+/// Whether `obj` is exactly a str, float, bool or None: encoding one runs no Python code and
+/// allocates no Python object (so no garbage collection, which can run finalizers, starts
+/// either), except for a str that cannot be encoded, whose error ends the walk. (An int can
+/// raise and go on: one beyond `i64` is tried as `u64`.)
+#[inline(always)]
+fn is_plain(obj: *mut pyo3::ffi::PyObject) -> bool {
+    // SAFETY: `obj` is a live object; only its type is read and compared with the builtins'.
+    unsafe {
+        let ty = pyo3::ffi::Py_TYPE(obj);
+        ty == std::ptr::addr_of_mut!(pyo3::ffi::PyUnicode_Type)
+            || ty == std::ptr::addr_of_mut!(pyo3::ffi::PyFloat_Type)
+            || ty == std::ptr::addr_of_mut!(pyo3::ffi::PyBool_Type)
+            || obj == pyo3::ffi::Py_None()
+    }
 }
 
 /// The text of a `str`: a compact ASCII string's characters read in place (the usual case for
@@ -384,17 +439,102 @@ fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     text.to_str()
 }
 
+/// How many pairs of keys a thread's [`KeyCache`] holds, and the longest JSON form
+/// (`"key":`) it keeps.
+const KEY_BUCKETS: usize = 256;
+const KEY_BYTES: usize = 32;
+
+thread_local! {
+    // Boxed: an extension module's thread-locals live in the little static TLS space that
+    // the dynamic loader sets aside for libraries loaded later.
+    static KEYS: std::cell::RefCell<Option<Box<KeyCache>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Answer keys already written as JSON, by object: the keys of a dict display in a handler
+/// (`{"id": …, "name": …}`) are the same interned `str` objects on every call, so each is
+/// escaped and copied once and afterwards written as one fixed-size copy. Only interned
+/// strings are kept (a key built per request would only push the others out), each with a
+/// reference, so no other object can come to live at its address while it is cached; a `str`
+/// never changes. Two keys per bucket of addresses, the newer first.
+pub struct KeyCache {
+    buckets: [[Option<CachedKey>; 2]; KEY_BUCKETS],
+}
+
+struct CachedKey {
+    key: Py<PyString>,
+    len: usize,
+    json: [u8; KEY_BYTES],
+}
+
+impl KeyCache {
+    fn new() -> Box<KeyCache> {
+        Box::new(KeyCache {
+            buckets: [const { [None, None] }; KEY_BUCKETS],
+        })
+    }
+
+    /// Appends `key` and its colon.
+    #[inline(always)]
+    fn write(&mut self, out: &mut Vec<u8>, key: &Bound<'_, PyString>) -> PyResult<()> {
+        let ptr = key.as_ptr();
+        // SAFETY: `ptr` is a live str; this reads its state bits.
+        let interned = unsafe { (*ptr.cast::<pyo3::ffi::PyASCIIObject>()).interned() } != 0;
+        if !interned {
+            write_str(out, text_of(key)?);
+            out.push(b':');
+            return Ok(());
+        }
+        // Objects are 16-byte aligned; Fibonacci hashing spreads the rest of the address.
+        let hash = ((ptr as usize >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bucket = &mut self.buckets[(hash >> 56) as usize % KEY_BUCKETS];
+        for cached in bucket.iter().flatten() {
+            if cached.key.as_ptr() == ptr {
+                out.reserve(KEY_BYTES);
+                let len = out.len();
+                // SAFETY: the reserve leaves room for KEY_BYTES bytes after `len`, of which
+                // the first `cached.len` (at most KEY_BYTES) are the key's, set before the
+                // length covers them.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        cached.json.as_ptr(),
+                        out.as_mut_ptr().add(len),
+                        KEY_BYTES,
+                    );
+                    out.set_len(len + cached.len);
+                }
+                return Ok(());
+            }
+        }
+        let start = out.len();
+        write_str(out, text_of(key)?);
+        out.push(b':');
+        let written = &out[start..];
+        if written.len() <= KEY_BYTES {
+            let mut json = [0u8; KEY_BYTES];
+            json[..written.len()].copy_from_slice(written);
+            bucket.swap(0, 1);
+            bucket[0] = Some(CachedKey {
+                key: key.clone().unbind(),
+                len: written.len(),
+                json,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn write_items<'py>(
     out: &mut Vec<u8>,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     depth: usize,
+    mut keys: Option<&mut KeyCache>,
 ) -> PyResult<()> {
     out.push(b'[');
     for (i, item) in items.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_json(out, &item, depth)?;
+        encode(out, &item, depth, keys.as_deref_mut())?;
     }
     out.push(b']');
     Ok(())
@@ -403,6 +543,24 @@ fn write_items<'py>(
 /// A number as serde_json writes it (shortest round-trip floats; `null` when not finite).
 fn write_number<N: Serialize>(out: &mut Vec<u8>, n: N) -> PyResult<()> {
     serde_json::to_writer(out, &n).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// A float as Python's `repr` (and so `json.dumps`) writes it: the shortest digits that read
+/// back as the same double, as serde_json writes them, except below 1e-4, where Python
+/// switches to an exponent of at least two digits (`1e-05`) and serde_json does not
+/// (`0.00001`, `1.5e-7`); `null` when not finite, as serde_json and msgspec write it.
+fn write_float(out: &mut Vec<u8>, f: f64) -> PyResult<()> {
+    if f == 0.0 || f.abs() >= 1e-4 || !f.is_finite() {
+        return write_number(out, f);
+    }
+    use std::io::Write;
+    let text = format!("{f:e}");
+    let (digits, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let (sign, exponent) = match exponent.strip_prefix('-') {
+        Some(exponent) => ("-", exponent),
+        None => ("+", exponent),
+    };
+    write!(out, "{digits}e{sign}{exponent:0>2}").map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// What a byte of a JSON string becomes: 0 itself, `u` a `\u00XX` escape, else the letter
@@ -628,6 +786,89 @@ answer[S('k\\u00e9y')] = 1\n";
         });
     }
 
+    /// Interned keys (the cached ones: short, long, escaped, non-ASCII, thousands of them so
+    /// that they push each other out), equal keys that are other objects, and keys interned
+    /// after earlier ones were dropped, encode as `json.dumps` writes them, every time.
+    #[test]
+    fn cached_keys_encode_as_json_dumps_does() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = cr#"
+import json, sys
+keys = [sys.intern(f'key_{i}') for i in range(3000)]
+keys += [sys.intern(k) for k in ('', 'q"uote', 'x' * 40, 'y' * 29, 'z' * 30, '\u00e9t\u00e9')]
+def answers():
+    for j in range(1, 40):
+        yield {k: [j, k] for k in keys[j::j * 7]}
+    yield {''.join(['key_', '1']): 1, 'key_1' + '': 2, str(10 ** 20): 3}
+    yield {sys.intern(f'later_{i}'): {sys.intern('inner'): i} for i in range(50)}
+expected = [json.dumps(a, ensure_ascii=False, separators=(',', ':')) for a in answers()]
+"#;
+            let globals = PyDict::new(py);
+            py.run(code, Some(&globals), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let get = |name: &str| {
+                globals
+                    .get_item(name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("no {name}"))
+            };
+            let expected: Vec<String> = get("expected").extract().unwrap_or_default();
+            assert_eq!(expected.len(), 41);
+            for round in 0..3 {
+                let answers = get("answers").call0().unwrap_or_else(|e| panic!("{e}"));
+                let answers = answers.try_iter().unwrap_or_else(|e| panic!("{e}"));
+                for (answer, expected) in answers.zip(&expected) {
+                    let answer = answer.unwrap_or_else(|e| panic!("{e}"));
+                    let ours = py_to_json(&answer).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(&String::from_utf8_lossy(&ours), expected, "round {round}");
+                }
+            }
+        });
+    }
+
+    /// An answer whose encoding runs Python code that encodes another answer: the inner walk
+    /// goes without the cache the outer one holds, and both come out right.
+    #[test]
+    fn a_walk_within_a_walk_encodes_both() {
+        Python::initialize();
+        Python::attach(|py| {
+            let encode = pyo3::types::PyCFunction::new_closure(py, None, None, |args, _| {
+                let obj = args.get_item(0)?;
+                let json = py_to_json(&obj)?;
+                Ok::<_, PyErr>(String::from_utf8_lossy(&json).into_owned())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            let globals = PyDict::new(py);
+            globals
+                .set_item("encode", encode)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let code = cr#"
+class Stamp:
+    def __init__(self, n):
+        self.n = n
+    def isoformat(self):
+        return encode({'inner': [self.n, 'x'], 'key': self.n})
+answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
+"#;
+            py.run(code, Some(&globals), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let answer = globals
+                .get_item("answer")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("no answer"));
+            for _ in 0..2 {
+                let ours = py_to_json(&answer).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    r#"{"outer":"{\"inner\":[1,\"x\"],\"key\":1}","key":3,"more":[{"key":"{\"inner\":[2,\"x\"],\"key\":2}"}]}"#
+                );
+            }
+        });
+    }
+
     #[test]
     fn json_round_trips_through_python_objects() {
         Python::initialize();
@@ -691,6 +932,43 @@ answer[S('k\\u00e9y')] = 1\n";
                 .eval(c"[2**64]", None, None)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(py_to_json(&huge).is_err());
+        });
+    }
+
+    /// Floats come out as `json.dumps` writes them: shortest digits, exponents where Python
+    /// uses them (from 1e16 up, below 1e-4), at least two exponent digits.
+    #[test]
+    fn floats_encode_as_json_dumps_does() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = cr#"
+import json, random, struct
+r = random.Random(7)
+floats = [0.0, -0.0, 1.0, 0.1, 1e-4, 9.99e-5, -1e-5, 1.5e-7, 5e-324, 2.2250738585072014e-308,
+          1e15, 1e16, 1.2345e16, 1e21, 1e22, 123456789012345.6, 1.7976931348623157e308,
+          0.46135590666100923, 1e-100, -4.705452238396024e-05]
+floats += [r.random() ** 9 for _ in range(300)] + [r.uniform(-1e300, 1e300) for _ in range(100)]
+floats += [struct.unpack('d', r.randbytes(8))[0] for _ in range(2000)]
+floats = [f for f in floats if f == f and abs(f) != float('inf')]
+expected = json.dumps(floats, separators=(',', ':'))
+"#;
+            let globals = PyDict::new(py);
+            py.run(code, Some(&globals), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let get = |name: &str| {
+                globals
+                    .get_item(name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("no {name}"))
+            };
+            let expected: String = get("expected").extract().unwrap_or_default();
+            let ours = py_to_json(&get("floats")).unwrap_or_else(|e| panic!("{e}"));
+            let ours = String::from_utf8_lossy(&ours);
+            for (a, b) in ours.split(',').zip(expected.split(',')) {
+                assert_eq!(a, b);
+            }
+            assert_eq!(ours, expected);
         });
     }
 
