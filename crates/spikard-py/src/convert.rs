@@ -279,57 +279,18 @@ fn encode(
     out: &mut Vec<u8>,
     obj: &Bound<'_, PyAny>,
     depth: usize,
-    mut keys: Option<&mut KeyCache>,
+    keys: Option<&mut KeyCache>,
 ) -> PyResult<()> {
     let depth = depth + 1;
     if depth > MAX_ANSWER_DEPTH {
-        return Err(PyValueError::new_err(format!(
-            "the answer nests lists and dicts deeper than {MAX_ANSWER_DEPTH} levels"
-        )));
+        return Err(too_deep());
     }
     if let Ok(text) = obj.cast_exact::<PyString>() {
         write_str(out, text_of(text)?);
         return Ok(());
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
-        out.push(b'{');
-        let py = obj.py();
-        let mut pos: pyo3::ffi::Py_ssize_t = 0;
-        let mut key = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        let mut first = true;
-        // SAFETY: `dict` is a live dict and the GIL is held; PyDict_Next hands out borrowed
-        // references, valid while no Python code runs (which could change the dict), and it
-        // stays memory-safe when the dict changes. The key is written (which runs no Python
-        // code; an error ends the walk) before its value; a value whose encoding could run
-        // Python code (anything but those of `is_plain`) gets a new reference first.
-        while unsafe { pyo3::ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0
-        {
-            let key = unsafe { pyo3::Borrowed::from_ptr(py, key) };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            let key = key
-                .cast::<PyString>()
-                .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
-            match keys.as_deref_mut() {
-                Some(cache) => cache.write(out, &key)?,
-                None => {
-                    write_str(out, text_of(&key)?);
-                    out.push(b':');
-                }
-            }
-            if is_plain(value) {
-                let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
-                encode(out, &value, depth, keys.as_deref_mut())?;
-            } else {
-                let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-                encode(out, &value, depth, keys.as_deref_mut())?;
-            }
-        }
-        out.push(b'}');
-        return Ok(());
+        return encode_dict(out, dict, depth, keys);
     }
     if let Ok(list) = obj.cast::<PyList>() {
         return write_items(out, list.iter(), depth, keys);
@@ -352,6 +313,27 @@ fn encode(
         // Not finite: `null`, as serde_json and msgspec write it.
         return write_float(out, f.value());
     }
+    encode_other(out, obj, depth, keys)
+}
+
+#[cold]
+#[inline(never)]
+fn too_deep() -> PyErr {
+    PyValueError::new_err(format!(
+        "the answer nests lists and dicts deeper than {MAX_ANSWER_DEPTH} levels"
+    ))
+}
+
+/// [`encode`] for the kinds an answer holds less often: tuples, UUIDs, dates and times,
+/// Structs and dataclasses (through msgspec), anything with an `isoformat`; out of line like
+/// [`encode_dict`].
+#[inline(never)]
+fn encode_other(
+    out: &mut Vec<u8>,
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+    keys: Option<&mut KeyCache>,
+) -> PyResult<()> {
     if let Ok(tuple) = obj.cast::<PyTuple>() {
         return write_items(out, tuple.iter(), depth, keys);
     }
@@ -401,6 +383,54 @@ fn encode(
             .map(|n| n.to_string())
             .unwrap_or_default()
     )))
+}
+
+/// A dict as a JSON object (see [`encode`]): out of line, so that the stack each level of
+/// nesting takes stays small, in debug builds too.
+#[inline(never)]
+fn encode_dict(
+    out: &mut Vec<u8>,
+    dict: &Bound<'_, PyDict>,
+    depth: usize,
+    mut keys: Option<&mut KeyCache>,
+) -> PyResult<()> {
+    out.push(b'{');
+    let py = dict.py();
+    let mut pos: pyo3::ffi::Py_ssize_t = 0;
+    let mut key = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    let mut first = true;
+    // SAFETY: `dict` is a live dict and the GIL is held; PyDict_Next hands out borrowed
+    // references, valid while no Python code runs (which could change the dict), and it
+    // stays memory-safe when the dict changes. The key is written (which runs no Python
+    // code; an error ends the walk) before its value; a value whose encoding could run
+    // Python code (anything but those of `is_plain`) gets a new reference first.
+    while unsafe { pyo3::ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+        let key = unsafe { pyo3::Borrowed::from_ptr(py, key) };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let key = key
+            .cast::<PyString>()
+            .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
+        match keys.as_deref_mut() {
+            Some(cache) => cache.write(out, &key)?,
+            None => {
+                write_str(out, text_of(&key)?);
+                out.push(b':');
+            }
+        }
+        if is_plain(value) {
+            let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
+            encode(out, &value, depth, keys.as_deref_mut())?;
+        } else {
+            let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+            encode(out, &value, depth, keys.as_deref_mut())?;
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// Whether `obj` is exactly a str, float, bool or None: encoding one runs no Python code and
