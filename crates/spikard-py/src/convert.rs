@@ -416,17 +416,13 @@ fn encode_dict(
             .map_err(|_| PyValueError::new_err("JSON object keys must be strings"))?;
         match keys.as_deref_mut() {
             Some(cache) => cache.write(out, &key)?,
-            None => {
-                write_str(out, text_of(&key)?);
-                out.push(b':');
-            }
+            None => write_key(out, &key)?,
         }
-        if is_plain(value) {
-            let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
+        let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
+        if is_plain(value.as_ptr()) {
             encode(out, &value, depth, keys.as_deref_mut())?;
         } else {
-            let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-            encode(out, &value, depth, keys.as_deref_mut())?;
+            encode(out, &value.to_owned(), depth, keys.as_deref_mut())?;
         }
     }
     out.push(b'}');
@@ -467,6 +463,14 @@ fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
         }
     }
     text.to_str()
+}
+
+/// A dict's key and its colon.
+#[inline(always)]
+fn write_key(out: &mut Vec<u8>, key: &Bound<'_, PyString>) -> PyResult<()> {
+    write_str(out, text_of(key)?);
+    out.push(b':');
+    Ok(())
 }
 
 /// How many pairs of keys a thread's [`KeyCache`] holds, and the longest JSON form
@@ -510,9 +514,7 @@ impl KeyCache {
         // SAFETY: `ptr` is a live str; this reads its state bits.
         let interned = unsafe { (*ptr.cast::<pyo3::ffi::PyASCIIObject>()).interned() } != 0;
         if !interned {
-            write_str(out, text_of(key)?);
-            out.push(b':');
-            return Ok(());
+            return write_key(out, key);
         }
         // Objects are 16-byte aligned; Fibonacci hashing spreads the rest of the address.
         let hash = ((ptr as usize >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -536,8 +538,7 @@ impl KeyCache {
             }
         }
         let start = out.len();
-        write_str(out, text_of(key)?);
-        out.push(b':');
+        write_key(out, key)?;
         let written = &out[start..];
         if written.len() <= KEY_BYTES {
             let mut json = [0u8; KEY_BYTES];
@@ -706,6 +707,23 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 mod tests {
     use super::*;
 
+    /// Runs `code` with `globals` as its module namespace.
+    fn run(globals: &Bound<'_, PyDict>, code: &std::ffi::CStr) {
+        globals
+            .py()
+            .run(code, Some(globals), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// What `code` left in `globals` under `name`.
+    fn global<'py>(globals: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
+        globals
+            .get_item(name)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
     /// Every ASCII character and a few longer ones, at every position of strings of 0 to 39
     /// characters, alone and followed by more characters to escape, written after other
     /// output, against serde_json's escaping.
@@ -782,13 +800,8 @@ answer = {v: [v, {v: v}] for v in values}\n\
 answer[S('key')] = 'value'\n\
 answer[S('k\\u00e9y')] = 1\n";
             let globals = PyDict::new(py);
-            py.run(code, Some(&globals), None)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let answer = globals
-                .get_item("answer")
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("no answer"));
+            run(&globals, code);
+            let answer = global(&globals, "answer");
             let ours = py_to_json(&answer).unwrap_or_else(|e| panic!("{e}"));
             let dumps = py
                 .import("json")
@@ -835,19 +848,13 @@ def answers():
 expected = [json.dumps(a, ensure_ascii=False, separators=(',', ':')) for a in answers()]
 "#;
             let globals = PyDict::new(py);
-            py.run(code, Some(&globals), None)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let get = |name: &str| {
-                globals
-                    .get_item(name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("no {name}"))
-            };
-            let expected: Vec<String> = get("expected").extract().unwrap_or_default();
+            run(&globals, code);
+            let expected: Vec<String> = global(&globals, "expected").extract().unwrap_or_default();
             assert_eq!(expected.len(), 41);
             for round in 0..3 {
-                let answers = get("answers").call0().unwrap_or_else(|e| panic!("{e}"));
+                let answers = global(&globals, "answers")
+                    .call0()
+                    .unwrap_or_else(|e| panic!("{e}"));
                 let answers = answers.try_iter().unwrap_or_else(|e| panic!("{e}"));
                 for (answer, expected) in answers.zip(&expected) {
                     let answer = answer.unwrap_or_else(|e| panic!("{e}"));
@@ -882,13 +889,8 @@ class Stamp:
         return encode({'inner': [self.n, 'x'], 'key': self.n})
 answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
 "#;
-            py.run(code, Some(&globals), None)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let answer = globals
-                .get_item("answer")
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("no answer"));
+            run(&globals, code);
+            let answer = global(&globals, "answer");
             for _ in 0..2 {
                 let ours = py_to_json(&answer).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(
@@ -983,17 +985,9 @@ floats = [f for f in floats if f == f and abs(f) != float('inf')]
 expected = json.dumps(floats, separators=(',', ':'))
 "#;
             let globals = PyDict::new(py);
-            py.run(code, Some(&globals), None)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let get = |name: &str| {
-                globals
-                    .get_item(name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("no {name}"))
-            };
-            let expected: String = get("expected").extract().unwrap_or_default();
-            let ours = py_to_json(&get("floats")).unwrap_or_else(|e| panic!("{e}"));
+            run(&globals, code);
+            let expected: String = global(&globals, "expected").extract().unwrap_or_default();
+            let ours = py_to_json(&global(&globals, "floats")).unwrap_or_else(|e| panic!("{e}"));
             let ours = String::from_utf8_lossy(&ours);
             for (a, b) in ours.split(',').zip(expected.split(',')) {
                 assert_eq!(a, b);
