@@ -5,8 +5,7 @@ parsed and validated in Rust, and the handler is called with finished values.
 """
 
 from ._compile import RegistrationError
-from ._spikard import Event, Response
-from ._upload import UploadFile
+from ._spikard import Event, Response, UploadFile
 from .app import Spikard
 from .params import Body, Form, Header, Path, Query
 from .testing import TestClient

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal, Union
 
-from ._upload import UploadFile
+from ._spikard import UploadFile
 from .params import _MISSING, Body, Query, _Marker
 
 try:  # msgspec decodes typed bodies (dataclasses, TypedDicts, Structs) in C.

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def make_app() -> Spikard:
             "head": file.read()[:3].decode(),
             "exact_type": type(file) is UploadFile and type(file.data) is bytes,
             "repr": repr(file),
+            "copy": repr(pickle.loads(pickle.dumps(file))),
         }
 
     @app.post("/body/dict")
@@ -238,11 +240,30 @@ def test_forms_and_uploads(client: TestClient) -> None:
         "head": "abc",
         "exact_type": True,
         "repr": "UploadFile(filename='f.txt', content_type='text/plain', size=6)",
+        "copy": "UploadFile(filename='f.txt', content_type='text/plain', size=6)",
     }
     reply = client.post("/upload", files={"file": ("g.csv", b"x,y\n1,2\n", "text/csv")})
     assert reply.json()["repr"] == "UploadFile(filename='g.csv', content_type='text/csv', size=8)"
     assert reply.json()["head"] == "x,y"
     assert client.post("/upload", data={"note": "x"}).status_code == 415
+
+
+def test_an_upload_file_made_by_hand() -> None:
+    data = os.urandom(random.randint(1, 64))
+    file = UploadFile("n\u00e9.bin", "application/octet-stream", data)
+    assert (file.filename, file.content_type, file.data, file.size, file.read()) == (
+        "n\u00e9.bin",
+        "application/octet-stream",
+        data,
+        len(data),
+        data,
+    )
+    copy = pickle.loads(pickle.dumps(file))
+    assert type(copy) is UploadFile and (copy.filename, copy.data) == (file.filename, data)
+    with pytest.raises(AttributeError):
+        file.filename = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        UploadFile("a", "b", "not bytes")  # type: ignore[arg-type]
 
 
 def test_body_types(client: TestClient) -> None:

@@ -10,7 +10,7 @@ use pyo3::types::{
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
-use spikard_core::{UploadFile, Value};
+use spikard_core::Value;
 use std::fmt;
 
 /// Python objects looked up once per interpreter.
@@ -95,13 +95,13 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
             }
             list
         }
-        Value::File(file) => upload_to_py(py, *file)?,
+        Value::File(file) => crate::upload::upload_to_py(py, *file)?.into_any(),
     })
 }
 
 /// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a
 /// new compact string, without UTF-8 decoding.
-fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     if !text.is_ascii() {
         return Ok(PyString::new(py, text).into_any());
     }
@@ -142,23 +142,6 @@ pub fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, Py
         }
     }
     Ok(obj)
-}
-
-/// `spikard.UploadFile`, looked up once per interpreter.
-static UPLOAD_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-fn upload_to_py<'py>(py: Python<'py>, file: UploadFile) -> PyResult<Bound<'py, PyAny>> {
-    let class = UPLOAD_CLASS.get_or_try_init(py, || {
-        PyResult::Ok(
-            py.import("spikard._upload")?
-                .getattr("UploadFile")?
-                .unbind(),
-        )
-    })?;
-    let data = PyBytes::new(py, &file.data);
-    class
-        .bind(py)
-        .call1((file.filename, file.content_type, data))
 }
 
 /// Decodes JSON bytes straight into Python objects.

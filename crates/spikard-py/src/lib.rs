@@ -13,6 +13,7 @@ mod postgres;
 mod response;
 mod soon;
 mod stream;
+mod upload;
 mod ws;
 
 use pyo3::prelude::*;
@@ -30,6 +31,7 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<app::ServerHandle>()?;
     module.add_class::<response::PyResponse>()?;
     module.add_class::<response::PyEvent>()?;
+    module.add_class::<upload::PyUploadFile>()?;
     module.add_class::<aio::Completion>()?;
     module.add_class::<soon::Handle>()?;
     module.add_class::<soon::CallSoon>()?;
