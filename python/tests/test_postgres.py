@@ -173,6 +173,11 @@ def test_errors_say_what_went_wrong(db: psycopg.Connection) -> None:
             "count": pool.fetchval("SELECT $1::integer, $2::integer", 1),
             "column": pool.fetchval("SELECT 1", column=3),
             "cast": pool.fetchval("SELECT '1 day'::interval"),
+            # The third of five rows fails at its second column: the rows and the row built
+            # so far are dropped, nothing half-made comes back.
+            "cast_in_rows": pool.fetch(
+                "SELECT n, CASE WHEN n = 3 THEN '1 day'::interval END FROM generate_series(1, 5) n"
+            ),
             "naive": pool.fetchval("SELECT $1::timestamptz", datetime.datetime(2024, 1, 1)),
         }
         for name, attempt in attempts.items():
@@ -195,6 +200,7 @@ def test_errors_say_what_went_wrong(db: psycopg.Connection) -> None:
     assert isinstance(errors["count"], TypeError) and "takes 2 parameters" in str(errors["count"])
     assert isinstance(errors["column"], IndexError)
     assert isinstance(errors["cast"], TypeError) and "interval" in str(errors["cast"])
+    assert isinstance(errors["cast_in_rows"], TypeError) and "column 2" in str(errors["cast_in_rows"])
     assert isinstance(errors["naive"], TypeError) and "tzinfo" in str(errors["naive"])
     assert errors["after"] == 42
     db.execute(f"DELETE FROM {TABLE}")

@@ -3,6 +3,7 @@
 //! answers straight into JSON bytes.
 
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -72,31 +73,69 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
         Value::DateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::NaiveDateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::List(items) => {
-            // SAFETY: PyList_New returns a new list of `len` empty (NULL) slots or NULL with
-            // an exception set; each slot is filled once, in order, with a new reference it
-            // takes over. Should a conversion fail, the list (its later slots still empty,
-            // which list_dealloc allows) is dropped without having been seen by Python.
-            let list = unsafe {
-                Bound::from_owned_ptr_or_err(
-                    py,
-                    pyo3::ffi::PyList_New(items.len() as pyo3::ffi::Py_ssize_t),
-                )?
-            };
-            for (i, item) in items.into_iter().enumerate() {
-                let item = value_to_py(py, item)?;
-                // SAFETY: `i` < the list's length, the slot is still empty (see above).
-                unsafe {
-                    pyo3::ffi::PyList_SET_ITEM(
-                        list.as_ptr(),
-                        i as pyo3::ffi::Py_ssize_t,
-                        item.into_ptr(),
-                    )
-                };
-            }
-            list
+            let mut items = items.into_iter();
+            filled_list(py, items.len(), |_| {
+                value_to_py(py, items.next().unwrap_or(Value::Null))
+            })?
+            .into_any()
         }
         Value::File(file) => crate::upload::upload_to_py(py, *file)?.into_any(),
     })
+}
+
+/// A new list of `len` items, the `i`-th made by `item(i)`, in order; the first error is
+/// returned and the list dropped.
+pub(crate) fn filled_list<'py>(
+    py: Python<'py>,
+    len: usize,
+    item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: PyList_New returns a new list of `len` empty (NULL) slots or NULL with an
+    // exception set; `fill` sets each slot once (PyList_SET_ITEM, which takes over the new
+    // reference).
+    unsafe {
+        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))?;
+        fill(&list, len, item, |obj, i, value| {
+            ffi::PyList_SET_ITEM(obj, i, value)
+        })?;
+        Ok(list.cast_into_unchecked())
+    }
+}
+
+/// A new tuple of `len` items, the `i`-th made by `item(i)`, as [`filled_list`].
+pub(crate) fn filled_tuple<'py>(
+    py: Python<'py>,
+    len: usize,
+    item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    // SAFETY: as in `filled_list`, with PyTuple_New and PyTuple_SET_ITEM.
+    unsafe {
+        let tuple = Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len as ffi::Py_ssize_t))?;
+        fill(&tuple, len, item, |obj, i, value| {
+            ffi::PyTuple_SET_ITEM(obj, i, value)
+        })?;
+        Ok(tuple.cast_into_unchecked())
+    }
+}
+
+/// Sets slots `0..len` of a new list or tuple, in order. Should `item` fail, the container,
+/// its later slots still NULL (which the deallocation and the garbage collector's traversal of
+/// lists and tuples allow), is dropped by the caller without having been returned to Python.
+///
+/// # Safety
+///
+/// `container` must be a list or tuple of `len` NULL slots that `set` fills.
+unsafe fn fill<'py>(
+    container: &Bound<'py, PyAny>,
+    len: usize,
+    mut item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+    set: impl Fn(*mut ffi::PyObject, ffi::Py_ssize_t, *mut ffi::PyObject),
+) -> PyResult<()> {
+    for i in 0..len {
+        let value = item(i)?;
+        set(container.as_ptr(), i as ffi::Py_ssize_t, value.into_ptr());
+    }
+    Ok(())
 }
 
 /// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a

@@ -29,7 +29,7 @@ use errors::{chain_text, Failure};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyTuple;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,13 +195,11 @@ impl Outcome {
                 }
                 None => py.None(),
             },
-            Outcome::Rows(_, rows) => {
-                let items = rows
-                    .iter()
-                    .map(|row| rows::row_to_py(py, row))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyList::new(py, items)?.into_any().unbind()
-            }
+            Outcome::Rows(_, rows) => crate::convert::filled_list(py, rows.len(), |i| {
+                Ok(rows::row_to_py(py, &rows[i])?.into_any())
+            })?
+            .into_any()
+            .unbind(),
             Outcome::Count(n) => n.into_pyobject(py)?.into_any().unbind(),
             Outcome::Connection(object) => Py::new(
                 py,

@@ -54,10 +54,7 @@ fn column_error(row: &Row, i: usize, err: impl std::fmt::Display) -> PyErr {
 
 /// One row as a tuple.
 pub fn row_to_py<'py>(py: Python<'py>, row: &Row) -> PyResult<Bound<'py, PyTuple>> {
-    let values = (0..row.len())
-        .map(|i| column_to_py(py, row, i))
-        .collect::<PyResult<Vec<_>>>()?;
-    PyTuple::new(py, values)
+    crate::convert::filled_tuple(py, row.len(), |i| column_to_py(py, row, i))
 }
 
 /// Column `i` of `row`.
