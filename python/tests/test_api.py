@@ -121,6 +121,15 @@ def make_app() -> Spikard:
             "nested": {"when": datetime.date(2024, 5, 6), "id": uuid.UUID(int=1), "pet": Pet("a")},
         }[kind]
 
+    @app.post("/text/{times}")
+    def text_back(times: int, text: Annotated[str, Form()], html: bool = False) -> str | Response:
+        page = text * times
+        return Response(page, media_type="text/html; charset=utf-8") if html else page
+
+    @app.get("/text/surrogate")
+    def surrogate() -> str:
+        return "half a pair: \ud83d"
+
     @app.get("/async/{n}")
     async def async_plain(n: int) -> dict:
         return {"n": n * 2}
@@ -288,6 +297,21 @@ def test_json_floats_come_back_bit_for_bit(client: TestClient) -> None:
     assert reply.content == json.dumps(floats[::-1], separators=(",", ":")).encode()
     assert client.post("/body/dataclass", json={"x": "no"}).json()["errors"][0]["loc"] == ["body", "x"]
     assert client.post("/body/dict", content="{", headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_text_answers_of_every_kind_of_string(client: TestClient) -> None:
+    r = random.Random()
+    pools = ["abc<&>", "abc\u00e9\u00ff", "ab\u0800\u30d5\uffff", "ab\U0001f600\u00e9"]
+    for pool in pools:
+        text = "".join(r.choice(pool + " xyz") for _ in range(r.randint(1, 300)))
+        times = r.randint(1, 40)
+        reply = client.post(f"/text/{times}", data={"text": text})
+        assert (reply.status_code, reply.headers["content-type"]) == (200, "text/plain; charset=utf-8")
+        assert reply.content == (text * times).encode()
+        reply = client.post(f"/text/{times}?html=true", data={"text": text})
+        assert (reply.headers["content-type"], reply.content) == ("text/html; charset=utf-8", (text * times).encode())
+    reply = client.get("/text/surrogate")
+    assert (reply.status_code, reply.json()["type"]) == (500, "urn:spikard:problem:internal")
 
 
 def test_return_types(client: TestClient) -> None:

@@ -91,7 +91,7 @@ pub fn answer(
 /// anything else as JSON.
 pub fn body_response(value: &Bound<'_, PyAny>, size: &AnswerSize) -> PyResult<Response> {
     if let Ok(text) = value.cast_exact::<PyString>() {
-        return Ok(response::text(text.to_str()?.to_owned()));
+        return Ok(response::text(crate::convert::utf8_owned(text)?));
     }
     if let Ok(bytes) = value.cast::<PyBytes>() {
         return Ok(response::bytes(bytes.as_bytes().to_vec()));

@@ -487,6 +487,68 @@ fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     text.to_str()
 }
 
+/// The UTF-8 form of a `str` as a new `String`, for a text answer: a compact ASCII string's
+/// characters copied as they are, a Latin-1 or two-byte one encoded from its units by
+/// encoding_rs, without CPython building (and keeping with the string) a UTF-8 copy of its own
+/// to copy from. A string of four-byte units, or with a surrogate (which has no UTF-8 form:
+/// CPython's error), goes through CPython.
+pub(crate) fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<String> {
+    let ptr = text.as_ptr();
+    // SAFETY: `ptr` is a live str, immutable; a compact string holds `length` units of
+    // `kind` bytes each at `PyUnicode_DATA`, and an ASCII one's units are its UTF-8.
+    let encoded = unsafe {
+        if ffi::PyUnicode_IS_COMPACT(ptr) == 0 {
+            None
+        } else {
+            let data = ffi::PyUnicode_DATA(ptr);
+            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            if ffi::PyUnicode_IS_ASCII(ptr) != 0 {
+                Some(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec())
+            } else {
+                match ffi::PyUnicode_KIND(ptr) {
+                    ffi::PyUnicode_1BYTE_KIND => {
+                        let units = std::slice::from_raw_parts(data.cast::<u8>(), len);
+                        Some(encoded(2 * len, |out| {
+                            encoding_rs::mem::convert_latin1_to_utf8(units, out)
+                        }))
+                    }
+                    ffi::PyUnicode_2BYTE_KIND => {
+                        let units = std::slice::from_raw_parts(data.cast::<u16>(), len);
+                        if units
+                            .iter()
+                            .fold(false, |any, &u| any | (u & 0xF800 == 0xD800))
+                        {
+                            None
+                        } else {
+                            Some(encoded(3 * len, |out| {
+                                encoding_rs::mem::convert_utf16_to_utf8(units, out)
+                            }))
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        }
+    };
+    match encoded {
+        // SAFETY: encoding_rs writes UTF-8; the two-byte units held no surrogate to replace.
+        Some(bytes) => Ok(unsafe { String::from_utf8_unchecked(bytes) }),
+        None => Ok(text.to_str()?.to_owned()),
+    }
+}
+
+/// What `convert` writes into a buffer of `room` bytes (the most it may write) and says it
+/// wrote; the buffer is given back to the allocator where it was far too large.
+fn encoded(room: usize, convert: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
+    let mut out = vec![0; room];
+    let written = convert(&mut out);
+    out.truncate(written);
+    if room - written > 4096 {
+        out.shrink_to_fit();
+    }
+    out
+}
+
 /// A dict's key and its colon.
 #[inline(always)]
 fn write_key(out: &mut Vec<u8>, key: &Bound<'_, PyString>) -> PyResult<()> {
@@ -1015,6 +1077,69 @@ expected = json.dumps(floats, separators=(',', ':'))
                 assert_eq!(a, b);
             }
             assert_eq!(ours, expected);
+        });
+    }
+
+    /// Strings of each kind (ASCII, Latin-1, two- and four-byte units), with the other kinds'
+    /// characters at every position around runs of 8, against `str.encode()`; a lone surrogate
+    /// is CPython's UnicodeEncodeError.
+    #[test]
+    fn text_answers_are_the_strings_utf8() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = cr#"
+import random
+r = random.Random(11)
+pools = ["abc<>&", "abc\xe9\xff\x80", "a\u0800\u07ff\u30d5\uffff", "a\U0001f600\U0010ffff\u00e9"]
+texts = [""]
+for pool in pools:
+    for n in range(0, 40):
+        for pos in range(n):
+            chars = [r.choice("xyz .") for _ in range(n)]
+            chars[pos] = r.choice(pool)
+            texts.append("".join(chars))
+    texts.append("".join(r.choice(pool) for _ in range(5000)))
+expected = [t.encode() for t in texts]
+"#;
+            let globals = PyDict::new(py);
+            run(&globals, code);
+            let texts = global(&globals, "texts");
+            let expected = global(&globals, "expected");
+            let count = texts.len().unwrap_or_default();
+            assert!(count > 3000);
+            for i in 0..count {
+                let text = texts.get_item(i).unwrap_or_else(|e| panic!("{e}"));
+                let text = text.cast::<PyString>().unwrap_or_else(|e| panic!("{e}"));
+                let want: Vec<u8> = expected
+                    .get_item(i)
+                    .and_then(|b| b.extract())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let ours = utf8_owned(text).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(ours.as_bytes(), &want[..], "{text}");
+                // SAFETY: a live compact str; its `utf8` is CPython's UTF-8 copy, if made.
+                let (kind, ascii, cached) = unsafe {
+                    let ptr = text.as_ptr();
+                    let compact = ptr.cast::<ffi::PyCompactUnicodeObject>();
+                    (
+                        ffi::PyUnicode_KIND(ptr),
+                        ffi::PyUnicode_IS_ASCII(ptr) != 0,
+                        !(*compact).utf8.is_null(),
+                    )
+                };
+                // Latin-1 and two-byte strings are encoded here, not by CPython.
+                if !ascii && kind != ffi::PyUnicode_4BYTE_KIND {
+                    assert!(!cached, "{text}");
+                }
+            }
+            let lone = py
+                .eval(cr#"'ab\ud800cd'"#, None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let lone = lone.cast::<PyString>().unwrap_or_else(|e| panic!("{e}"));
+            let err = utf8_owned(lone)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("UnicodeEncodeError"), "{err}");
         });
     }
 
