@@ -99,7 +99,7 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
     match ty.kind() {
         Kind::Array(member) => return array_to_py(py, member, raw),
         Kind::Domain(base) => return value_to_py(py, base, raw),
-        Kind::Enum(_) => return Ok(PyString::new(py, text(raw)?).into_any()),
+        Kind::Enum(_) => return text_to_py(py, raw),
         _ => {}
     }
     Ok(match *ty {
@@ -115,7 +115,7 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
         Type::FLOAT8 => PyFloat::new(py, wire::float8_from_sql(raw)?).into_any(),
         Type::NUMERIC => decimal(py, &numeric::from_sql(raw)?)?,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            PyString::new(py, text(raw)?).into_any()
+            text_to_py(py, raw)?
         }
         Type::CHAR => PyString::new(
             py,
@@ -141,7 +141,7 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
             _ => return Err(Decode::Wire("unknown jsonb version".into())),
         },
         Type::VOID => py.None().into_bound(py),
-        _ if ty.name() == "citext" => PyString::new(py, text(raw)?).into_any(),
+        _ if ty.name() == "citext" => text_to_py(py, raw)?,
         _ => {
             return Err(Decode::Wire(
                 "spikard.postgres does not convert this type: cast it in the query \
@@ -152,8 +152,25 @@ fn value_to_py<'py>(py: Python<'py>, ty: &Type, raw: &[u8]) -> Result<Bound<'py,
     })
 }
 
-fn text(raw: &[u8]) -> Result<&str, Failure> {
-    Ok(std::str::from_utf8(raw)?)
+/// A text column as a `str`, its UTF-8 checked once, by CPython's decoder as it builds the
+/// string; bytes that are not UTF-8 are the column's error.
+fn text_to_py<'py>(py: Python<'py>, raw: &[u8]) -> Result<Bound<'py, PyAny>, Decode> {
+    // SAFETY: the GIL is held; PyUnicode_DecodeUTF8 reads `raw.len()` bytes at `raw` and
+    // returns a new reference, or NULL with an exception set.
+    let decoded = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyUnicode_DecodeUTF8(
+                raw.as_ptr().cast(),
+                raw.len() as pyo3::ffi::Py_ssize_t,
+                std::ptr::null(),
+            ),
+        )
+    };
+    decoded.map_err(|err| match std::str::from_utf8(raw) {
+        Err(invalid) => Decode::Wire(Box::new(invalid)),
+        Ok(_) => Decode::Python(err),
+    })
 }
 
 fn json<'py>(py: Python<'py>, raw: &[u8]) -> Result<Bound<'py, PyAny>, Decode> {
