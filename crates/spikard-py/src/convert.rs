@@ -73,11 +73,28 @@ pub fn value_to_py<'py>(py: Python<'py>, value: Value) -> PyResult<Bound<'py, Py
         Value::DateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::NaiveDateTime(dt) => dt.into_pyobject(py)?.into_any(),
         Value::List(items) => {
-            let mut items = items.into_iter();
-            filled_list(py, items.len(), |_| {
-                value_to_py(py, items.next().unwrap_or(Value::Null))
-            })?
-            .into_any()
+            // SAFETY: PyList_New returns a new list of `len` empty (NULL) slots or NULL with
+            // an exception set; each slot is filled once, in order, with a new reference it
+            // takes over. Should a conversion fail, the list (its later slots still empty,
+            // which list_dealloc allows) is dropped without having been seen by Python.
+            let list = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyList_New(items.len() as pyo3::ffi::Py_ssize_t),
+                )?
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let item = value_to_py(py, item)?;
+                // SAFETY: `i` < the list's length, the slot is still empty (see above).
+                unsafe {
+                    pyo3::ffi::PyList_SET_ITEM(
+                        list.as_ptr(),
+                        i as pyo3::ffi::Py_ssize_t,
+                        item.into_ptr(),
+                    )
+                };
+            }
+            list
         }
         Value::File(file) => crate::upload::upload_to_py(py, *file)?.into_any(),
     })
@@ -140,7 +157,7 @@ unsafe fn fill<'py>(
 
 /// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a
 /// new compact string, without UTF-8 decoding.
-pub(crate) fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     if !text.is_ascii() {
         return Ok(PyString::new(py, text).into_any());
     }

@@ -1,6 +1,5 @@
 //! `UploadFile`, a file of a `multipart/form-data` body as a handler receives it.
 
-use crate::convert::str_to_py;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
@@ -69,8 +68,8 @@ pub fn upload_to_py(
     file: spikard_core::UploadFile,
 ) -> PyResult<Bound<'_, PyUploadFile>> {
     let value = PyUploadFile {
-        filename: str_to_py(py, &file.filename)?.unbind(),
-        content_type: str_to_py(py, &file.content_type)?.unbind(),
+        filename: PyString::new(py, &file.filename).into_any().unbind(),
+        content_type: PyString::new(py, &file.content_type).into_any().unbind(),
         data: PyBytes::new(py, &file.data).unbind(),
     };
     Bound::new(py, value)
