@@ -107,14 +107,9 @@ pub(crate) fn filled_list<'py>(
     len: usize,
     item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    // SAFETY: PyList_New returns a new list of `len` empty (NULL) slots or NULL with an
-    // exception set; `fill` sets each slot once (PyList_SET_ITEM, which takes over the new
-    // reference).
+    // SAFETY: PyList_New and PyList_SET_ITEM are the pair `filled` asks for.
     unsafe {
-        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))?;
-        fill(&list, len, item, |obj, i, value| {
-            ffi::PyList_SET_ITEM(obj, i, value)
-        })?;
+        let list = filled(py, len, ffi::PyList_New, ffi::PyList_SET_ITEM, item)?;
         Ok(list.cast_into_unchecked())
     }
 }
@@ -125,34 +120,35 @@ pub(crate) fn filled_tuple<'py>(
     len: usize,
     item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    // SAFETY: as in `filled_list`, with PyTuple_New and PyTuple_SET_ITEM.
+    // SAFETY: PyTuple_New and PyTuple_SET_ITEM are the pair `filled` asks for.
     unsafe {
-        let tuple = Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len as ffi::Py_ssize_t))?;
-        fill(&tuple, len, item, |obj, i, value| {
-            ffi::PyTuple_SET_ITEM(obj, i, value)
-        })?;
+        let tuple = filled(py, len, ffi::PyTuple_New, ffi::PyTuple_SET_ITEM, item)?;
         Ok(tuple.cast_into_unchecked())
     }
 }
 
-/// Sets slots `0..len` of a new list or tuple, in order. Should `item` fail, the container,
-/// its later slots still NULL (which the deallocation and the garbage collector's traversal of
-/// lists and tuples allow), is dropped by the caller without having been returned to Python.
+/// A container made by `new(len)` with its slots `0..len` set in order by `set` to what
+/// `item` makes. Should `item` fail, the container, its later slots still NULL (which the
+/// deallocation and the garbage collector's traversal of lists and tuples allow), is dropped
+/// without having been returned to Python.
 ///
 /// # Safety
 ///
-/// `container` must be a list or tuple of `len` NULL slots that `set` fills.
-unsafe fn fill<'py>(
-    container: &Bound<'py, PyAny>,
+/// `new` must return a new list or tuple of `len` NULL slots (or NULL with an exception set)
+/// and `set` must store a new reference in one of its slots, taking it over.
+unsafe fn filled<'py>(
+    py: Python<'py>,
     len: usize,
+    new: unsafe extern "C" fn(ffi::Py_ssize_t) -> *mut ffi::PyObject,
+    set: unsafe fn(*mut ffi::PyObject, ffi::Py_ssize_t, *mut ffi::PyObject),
     mut item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
-    set: impl Fn(*mut ffi::PyObject, ffi::Py_ssize_t, *mut ffi::PyObject),
-) -> PyResult<()> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let container = Bound::from_owned_ptr_or_err(py, new(len as ffi::Py_ssize_t))?;
     for i in 0..len {
         let value = item(i)?;
         set(container.as_ptr(), i as ffi::Py_ssize_t, value.into_ptr());
     }
-    Ok(())
+    Ok(container)
 }
 
 /// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a
@@ -510,47 +506,50 @@ fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
 /// to copy from. A string of four-byte units, or with a surrogate (which has no UTF-8 form:
 /// CPython's error), goes through CPython.
 pub(crate) fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<String> {
-    let ptr = text.as_ptr();
-    // SAFETY: `ptr` is a live str, immutable; a compact string holds `length` units of
-    // `kind` bytes each at `PyUnicode_DATA`, and an ASCII one's units are its UTF-8.
-    let encoded = unsafe {
-        if ffi::PyUnicode_IS_COMPACT(ptr) == 0 {
-            None
-        } else {
-            let data = ffi::PyUnicode_DATA(ptr);
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
-            if ffi::PyUnicode_IS_ASCII(ptr) != 0 {
-                Some(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec())
-            } else {
-                match ffi::PyUnicode_KIND(ptr) {
-                    ffi::PyUnicode_1BYTE_KIND => {
-                        let units = std::slice::from_raw_parts(data.cast::<u8>(), len);
-                        Some(encoded(2 * len, |out| {
-                            encoding_rs::mem::convert_latin1_to_utf8(units, out)
-                        }))
-                    }
-                    ffi::PyUnicode_2BYTE_KIND => {
-                        let units = std::slice::from_raw_parts(data.cast::<u16>(), len);
-                        if units
-                            .iter()
-                            .fold(false, |any, &u| any | (u & 0xF800 == 0xD800))
-                        {
-                            None
-                        } else {
-                            Some(encoded(3 * len, |out| {
-                                encoding_rs::mem::convert_utf16_to_utf8(units, out)
-                            }))
-                        }
-                    }
-                    _ => None,
-                }
-            }
-        }
-    };
-    match encoded {
+    // SAFETY: a live str (the borrow of `text` keeps it alive), immutable.
+    match unsafe { compact_utf8(text.as_ptr()) } {
         // SAFETY: encoding_rs writes UTF-8; the two-byte units held no surrogate to replace.
         Some(bytes) => Ok(unsafe { String::from_utf8_unchecked(bytes) }),
         None => Ok(text.to_str()?.to_owned()),
+    }
+}
+
+/// The UTF-8 of the str at `ptr` for [`utf8_owned`], or None where CPython is to make it.
+///
+/// # Safety
+///
+/// `ptr` is a live str.
+unsafe fn compact_utf8(ptr: *mut ffi::PyObject) -> Option<Vec<u8>> {
+    if ffi::PyUnicode_IS_COMPACT(ptr) == 0 {
+        return None;
+    }
+    // A compact string holds `length` units of `kind` bytes each at `PyUnicode_DATA`, and an
+    // ASCII one's units are its UTF-8.
+    let data = ffi::PyUnicode_DATA(ptr);
+    let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+    if ffi::PyUnicode_IS_ASCII(ptr) != 0 {
+        return Some(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec());
+    }
+    match ffi::PyUnicode_KIND(ptr) {
+        ffi::PyUnicode_1BYTE_KIND => {
+            let units = std::slice::from_raw_parts(data.cast::<u8>(), len);
+            Some(encoded(2 * len, |out| {
+                encoding_rs::mem::convert_latin1_to_utf8(units, out)
+            }))
+        }
+        ffi::PyUnicode_2BYTE_KIND => {
+            let units = std::slice::from_raw_parts(data.cast::<u16>(), len);
+            if units
+                .iter()
+                .fold(false, |any, &u| any | (u & 0xF800 == 0xD800))
+            {
+                return None;
+            }
+            Some(encoded(3 * len, |out| {
+                encoding_rs::mem::convert_utf16_to_utf8(units, out)
+            }))
+        }
+        _ => None,
     }
 }
 
