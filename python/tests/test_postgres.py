@@ -251,6 +251,29 @@ def test_a_connection_given_back_inside_a_transaction_is_not_reused(db: psycopg.
     assert db.execute(f"SELECT count(*) FROM {TABLE} WHERE id = %s", (row,)).fetchone() == (0,)
 
 
+def test_text_that_is_not_utf8_is_the_columns_error() -> None:
+    """A session that asks for another client encoding gets text that is not UTF-8: the
+    column it arrives in is named in a TypeError, and the connection serves on."""
+    word = "".join(random.choices("abcdefgh", k=6))
+
+    async def latin1(pool: Pool) -> tuple:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL client_encoding TO 'LATIN1'")
+                plain = await conn.fetchval(f"SELECT '{word}'::text")
+                with pytest.raises(TypeError) as refused:
+                    await conn.fetchrow(f"SELECT 7, '{word}' || chr(233) AS accented")
+                after = await conn.fetchval("SELECT 40 + 2")
+            # SET LOCAL ended with the transaction: the same text reads as UTF-8 again.
+            accented = await conn.fetchval(f"SELECT '{word}' || chr(233)")
+        return plain, str(refused.value), after, accented
+
+    plain, error, after, accented = run(latin1)
+    assert plain == word and after == 42
+    assert "column 2 (accented) of type text" in error and "utf-8" in error.lower()
+    assert accented == f"{word}é"
+
+
 def test_unreachable_database_is_unavailable() -> None:
     async def unreachable() -> BaseException:
         pool = Pool(f"postgresql://nobody@127.0.0.1:{free_port()}/none", connect_timeout=2)
