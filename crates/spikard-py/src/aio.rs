@@ -416,7 +416,10 @@ impl EngineLoop {
         context: Option<Py<PyAny>>,
         name: Option<Py<PyString>>,
     ) -> Result<Py<PyAny>, PyErr> {
-        let spawned = Python::attach(|py| -> PyResult<Result<Py<PyAny>, _>> {
+        // The closures take what they use (`move`), so each Python object is dropped with the
+        // GIL rather than after it, where pyo3 would queue it for the next thread that takes
+        // the GIL.
+        let spawned = Python::attach(move |py| -> PyResult<Result<Py<PyAny>, _>> {
             let context = context.as_ref().map(|c| c.bind(py));
             let name = name.as_ref().map(|n| n.bind(py));
             match self.spawn(py, coro.bind(py), context, name)? {
@@ -430,7 +433,7 @@ impl EngineLoop {
                 .await
                 .map_err(|_| PyRuntimeError::new_err("the asyncio loop dropped a task"))?,
         };
-        Python::attach(|py| Ok(task_result(task.bind(py))?.unbind()))
+        Python::attach(move |py| Ok(task_result(task.bind(py))?.unbind()))
     }
 
     /// Starts `close_stream(stream, pending)` on the loop (an event stream's client left).

@@ -130,7 +130,8 @@ impl PyHandler {
         };
         let handler = Arc::clone(&self);
         let done = pool.run(move || {
-            Python::attach(|py| {
+            // `move`: the arguments and context are dropped with the GIL, not queued by pyo3.
+            Python::attach(move |py| {
                 let called = context::run_in(py, ctx.bind(py), || {
                     handler.func.bind(py).call1(args.bind(py))
                 });

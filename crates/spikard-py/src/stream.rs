@@ -156,7 +156,8 @@ impl EventSource {
             )
         });
         pool.run(move || {
-            Python::attach(|py| {
+            // `move`: the source and context are dropped with the GIL, not queued by pyo3.
+            Python::attach(move |py| {
                 let pulled =
                     context::run_in(py, ctx.bind(py), || next_of(py, &source)).and_then(|r| r);
                 match pulled {
@@ -191,7 +192,7 @@ impl EventSource {
             Ok(Err(rx)) => {
                 let task = rx.await.ok()?;
                 self.pending = None;
-                Python::attach(|py| self.item(py, task_result(task.bind(py))))
+                Python::attach(move |py| self.item(py, task_result(task.bind(py))))
             }
             Err(err) => Python::attach(|py| report(py, &self.handler, Err(err))),
         }

@@ -54,7 +54,8 @@ async fn call(handler: &Arc<PyHandler>, ctx: &Py<PyAny>, message: Message) -> Op
                 ))
             })?;
             pool.run(move || {
-                Python::attach(|py| {
+                // `move`: the context is dropped with the GIL, not queued by pyo3.
+                Python::attach(move |py| {
                     context::run_in(py, ctx.bind(py), || h.func.bind(py).call1((arg,)))
                         .and_then(|r| r)
                         .map(Bound::unbind)

@@ -287,8 +287,11 @@ where
         let target = future.clone().unbind();
         tokio::spawn(async move {
             let done = work.await;
-            Python::attach(|py| {
-                let target = target.bind(py);
+            // `move`: the future is dropped inside, with the GIL, rather than after it, where
+            // pyo3 would queue its reference for the next thread that takes the GIL.
+            Python::attach(move |py| {
+                let target = target.into_bound(py);
+                let target = &target;
                 let settled = match resolve(py, &shared, done) {
                     Ok(value) => _settle(target, value.bind(py), &py.None().into_bound(py)),
                     Err(err) => _settle(target, &py.None().into_bound(py), err.value(py)),
@@ -308,7 +311,7 @@ where
     background()?.spawn(async move {
         let done = work.await;
         // Not once the interpreter is exiting (see `exit`): the script that awaited it is done.
-        exit::attach(|py| {
+        exit::attach(move |py| {
             let (value, error) = match resolve(py, &shared, done) {
                 Ok(value) => (value, py.None()),
                 Err(err) => (py.None(), err.value(py).clone().into_any().unbind()),
