@@ -151,10 +151,14 @@ def test_rows_are_what_the_table_holds(db: psycopg.Connection) -> None:
 def test_executemany_writes_every_row(db: psycopg.Connection) -> None:
     rows = [(i, f"many {i * 7}") for i in random.sample(range(1, 10**6), 40)]
 
-    async def write(pool: Pool) -> int:
-        return await pool.executemany(f"INSERT INTO {TABLE} VALUES ($1, $2)", rows)
+    async def write(pool: Pool) -> tuple[int, int]:
+        insert = f"INSERT INTO {TABLE} VALUES ($1, $2)"
+        # A list of executions, and any other iterable of them (a generator of lists).
+        listed = await pool.executemany(insert, rows[:25])
+        generated = await pool.executemany(insert, ([i, label] for i, label in rows[25:]))
+        return listed, generated
 
-    assert run(write) == 40
+    assert run(write) == (25, 15)
     stored = db.execute(f"SELECT id, label FROM {TABLE} ORDER BY id").fetchall()
     assert stored == sorted(rows)
     db.execute(f"DELETE FROM {TABLE}")

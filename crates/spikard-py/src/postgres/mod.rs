@@ -26,15 +26,15 @@ use crate::exit;
 use args::Arg;
 use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime, Timeouts};
 use errors::{chain_text, Failure};
+use futures_util::TryStreamExt;
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyList, PyTuple};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 /// What the pool and its connections share: the configuration and one deadpool per thread.
@@ -146,25 +146,30 @@ enum Outcome {
 impl Job {
     async fn run(&self, client: &Object) -> Result<Outcome, Failure> {
         let statement = client.prepare_cached(&self.query).await?;
+        // Each execution's arguments go to the driver as they are (`&Arg` is `ToSql`), with
+        // no list of trait objects built for it.
         if let [args] = self.executions.as_slice() {
             return Ok(match self.op {
-                Op::Count => Outcome::Count(client.execute(&statement, &params(args)).await?),
-                op => Outcome::Rows(op, client.query(&statement, &params(args)).await?),
+                Op::Count => Outcome::Count(client.execute_raw(&statement, args.iter()).await?),
+                op => Outcome::Rows(op, rows(client, &statement, args).await?),
             });
         }
-        let lists: Vec<_> = self.executions.iter().map(|a| params(a)).collect();
         // tokio-postgres sends concurrent statements on one connection as a pipeline.
         match self.op {
             Op::Count => {
                 let counts = futures_util::future::try_join_all(
-                    lists.iter().map(|p| client.execute(&statement, p)),
+                    self.executions
+                        .iter()
+                        .map(|args| client.execute_raw(&statement, args.iter())),
                 )
                 .await?;
                 Ok(Outcome::Count(counts.into_iter().sum()))
             }
             op => {
                 let results = futures_util::future::try_join_all(
-                    lists.iter().map(|p| client.query(&statement, p)),
+                    self.executions
+                        .iter()
+                        .map(|args| rows(client, &statement, args)),
                 )
                 .await?;
                 Ok(Outcome::Rows(op, results.into_iter().flatten().collect()))
@@ -173,9 +178,17 @@ impl Job {
     }
 }
 
-/// One execution's parameters as the driver takes them.
-fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
-    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
+/// Every row `statement` returns for `args`.
+async fn rows(
+    client: &Object,
+    statement: &tokio_postgres::Statement,
+    args: &[Arg],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    client
+        .query_raw(statement, args.iter())
+        .await?
+        .try_collect()
+        .await
 }
 
 impl Outcome {
@@ -347,10 +360,19 @@ fn job(op: Op, query: &str, args: &Bound<'_, PyTuple>) -> PyResult<Job> {
 }
 
 fn many(op: Op, query: &str, executions: &Bound<'_, PyAny>) -> PyResult<Job> {
-    let executions = executions
-        .try_iter()?
-        .map(|args| args::read_all(&args?))
-        .collect::<PyResult<Vec<_>>>()?;
+    let executions = if let Ok(list) = executions.cast::<PyList>() {
+        // The usual case, read by index into a vector of the right size.
+        let mut read = Vec::with_capacity(list.len());
+        for args in list {
+            read.push(args::read_all(&args)?);
+        }
+        read
+    } else {
+        executions
+            .try_iter()?
+            .map(|args| args::read_all(&args?))
+            .collect::<PyResult<Vec<_>>>()?
+    };
     Ok(Job {
         op,
         query: query.to_owned(),
