@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -367,6 +368,15 @@ def make_app(pool: Pool, broken: Pool) -> Spikard:
             loop.set_debug(False)
         return {"value": value}
 
+    @app.get("/held/{ms}")
+    async def held(ms: int) -> dict:
+        # An idle connection is handed over at once; with every one held, the next waits.
+        async with pool.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            await asyncio.sleep(ms / 1000)
+            same = await conn.fetchval("SELECT pg_backend_pid()")
+        return {"pid": pid, "same": pid == same}
+
     @app.get("/gather/{n}")
     async def gather(n: int) -> list:
         return list(await asyncio.gather(*(pool.fetchval("SELECT $1::int * 2", i) for i in range(n))))
@@ -413,6 +423,20 @@ def test_handlers_await_queries_on_the_engine_thread(db: psycopg.Connection) -> 
         assert client.get(f"/gather/{n}").json() == [2 * i for i in range(n)]
         assert client.get(f"/row/{ids[0]}").json()["label"] == rows[ids[0]]
         assert client.get("/debug").json() == {"value": 42}
+
+        # Six requests holding a connection each for `ms`, on a pool of two: three rounds.
+        ms = random.randrange(60, 100)
+        held: list[dict] = []
+        started = time.monotonic()
+        holders = [threading.Thread(target=lambda: held.append(client.get(f"/held/{ms}").json())) for _ in range(6)]
+        for t in holders:
+            t.start()
+        for t in holders:
+            t.join()
+        elapsed = time.monotonic() - started
+        assert len(held) == 6 and all(answer["same"] for answer in held)
+        assert len({answer["pid"] for answer in held}) <= 2
+        assert elapsed >= 3 * ms / 1000
     db.execute(f"DELETE FROM {TABLE}")
 
 

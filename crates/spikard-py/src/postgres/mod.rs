@@ -26,7 +26,7 @@ use crate::exit;
 use args::Arg;
 use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime, Timeouts};
 use errors::{chain_text, Failure};
-use futures_util::TryStreamExt;
+use futures_util::{FutureExt, TryStreamExt};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -524,6 +524,20 @@ with_statement_methods!(PgPool {
     fn _acquire<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Failure::Closed.into_py(py));
+        }
+        if let Some(lp) = aio::current() {
+            // An idle connection is handed over at once, in an answered future: the handler's
+            // `await` goes on without a turn of the loop. Otherwise (none idle yet, or all in
+            // use) the connection is waited for as any query is.
+            if let Some(taken) = self.shared.get().now_or_never() {
+                let future = lp.create_future(py)?;
+                let none = py.None().into_bound(py);
+                match resolve(py, &self.shared, taken.map(Outcome::Connection)) {
+                    Ok(connection) => _settle(&future, connection.bind(py), &none)?,
+                    Err(err) => _settle(&future, &none, err.value(py))?,
+                }
+                return Ok(future);
+            }
         }
         let shared = Arc::clone(&self.shared);
         submit(py, &self.shared, async move {
