@@ -284,6 +284,20 @@ fn resolve(
         .and_then(|outcome| outcome.into_py(py, shared))
 }
 
+/// Resolves `future` with what `done` comes to in Python, or raises its error into it.
+fn answer(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    shared: &Arc<Shared>,
+    done: Result<Outcome, Failure>,
+) -> PyResult<()> {
+    let none = py.None().into_bound(py);
+    match resolve(py, shared, done) {
+        Ok(value) => _settle(future, value.bind(py), &none),
+        Err(err) => _settle(future, &none, err.value(py)),
+    }
+}
+
 /// Starts `work` and returns the `asyncio.Future` it resolves.
 fn submit<'py, W>(py: Python<'py>, shared: &Arc<Shared>, work: W) -> PyResult<Bound<'py, PyAny>>
 where
@@ -303,13 +317,7 @@ where
             // `move`: the future is dropped inside, with the GIL, rather than after it, where
             // pyo3 would queue its reference for the next thread that takes the GIL.
             Python::attach(move |py| {
-                let target = target.into_bound(py);
-                let target = &target;
-                let settled = match resolve(py, &shared, done) {
-                    Ok(value) => _settle(target, value.bind(py), &py.None().into_bound(py)),
-                    Err(err) => _settle(target, &py.None().into_bound(py), err.value(py)),
-                };
-                if let Err(err) = settled {
+                if let Err(err) = answer(py, &target.into_bound(py), &shared, done) {
                     eprintln!("spikard: a database result could not be delivered:");
                     err.print(py);
                 }
@@ -531,11 +539,7 @@ with_statement_methods!(PgPool {
             // use) the connection is waited for as any query is.
             if let Some(taken) = self.shared.get().now_or_never() {
                 let future = lp.create_future(py)?;
-                let none = py.None().into_bound(py);
-                match resolve(py, &self.shared, taken.map(Outcome::Connection)) {
-                    Ok(connection) => _settle(&future, connection.bind(py), &none)?,
-                    Err(err) => _settle(&future, &none, err.value(py))?,
-                }
+                answer(py, &future, &self.shared, taken.map(Outcome::Connection))?;
                 return Ok(future);
             }
         }
