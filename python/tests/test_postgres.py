@@ -100,6 +100,10 @@ def test_values_of_every_type_go_in_and_come_back() -> None:
         placeholders = ", ".join(f"${i + 1}::{t}" for i, (t, _) in enumerate(cases))
         row = await pool.fetchrow(f"SELECT {placeholders}", *[v for _, v in cases])
         assert row == tuple(v for _, v in cases)
+        # A tuple is an array as a list is, and a list holds one execution's arguments as a tuple does.
+        numbers = tuple(random.randrange(-1000, 1000) for _ in range(random.randrange(1, 30)))
+        assert await pool.fetchval("SELECT $1::integer[]", numbers) == list(numbers)
+        assert await pool.fetchmany("SELECT $1::integer + $2", [[n, 1] for n in numbers]) == [(n + 1,) for n in numbers]
 
     run(check)
 
@@ -192,6 +196,13 @@ def test_errors_say_what_went_wrong(db: psycopg.Connection) -> None:
                 out[name] = err
         with pytest.raises(TypeError, match="cannot send a object"):
             pool.fetch("SELECT $1", object())
+        with pytest.raises(TypeError, match=r"parameter \$2: cannot send a object"):
+            pool.fetch("SELECT $1::integer, $2::integer[]", 1, [1, 2, object()])
+        deep: list = [1]
+        for _ in range(100):
+            deep = [deep]
+        with pytest.raises(ValueError, match="nested too deeply"):
+            pool.fetch("SELECT $1::integer[]", deep)
         # Still usable after every one of them.
         out["after"] = await pool.fetchval("SELECT 41 + 1")
         return out

@@ -64,11 +64,10 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
 /// Reads the parameters of one execution (`args`, a tuple or any sequence).
 pub fn read_all(args: &Bound<'_, PyAny>) -> PyResult<Vec<Arg>> {
     if let Ok(tuple) = args.cast::<PyTuple>() {
-        return tuple
-            .iter()
-            .enumerate()
-            .map(|(i, a)| read(&a, 0).map_err(|e| numbered(a.py(), i, e)))
-            .collect();
+        return read_numbered(tuple.iter());
+    }
+    if let Ok(list) = args.cast::<PyList>() {
+        return read_numbered(list.iter());
     }
     if args.is_instance_of::<PyString>() || args.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(
@@ -82,6 +81,32 @@ pub fn read_all(args: &Bound<'_, PyAny>) -> PyResult<Vec<Arg>> {
             read(&a, 0).map_err(|e| numbered(a.py(), i, e))
         })
         .collect()
+}
+
+/// The parameters of a tuple or list, read by index into a vector of their number.
+fn read_numbered<'py>(
+    items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Vec<Arg>> {
+    let mut read_args = Vec::with_capacity(items.len());
+    for (i, a) in items.enumerate() {
+        read_args.push(read(&a, 0).map_err(|e| numbered(a.py(), i, e))?);
+    }
+    Ok(read_args)
+}
+
+/// The items of a list or tuple parameter (an array), read like [`read_numbered`].
+fn read_items<'py>(
+    items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+    depth: usize,
+) -> PyResult<Arg> {
+    if depth >= MAX_DEPTH {
+        return Err(PyValueError::new_err("the list is nested too deeply"));
+    }
+    let mut read_items = Vec::with_capacity(items.len());
+    for item in items {
+        read_items.push(read(&item, depth + 1)?);
+    }
+    Ok(Arg::List(read_items))
 }
 
 fn numbered(py: Python<'_>, i: usize, err: PyErr) -> PyErr {
@@ -121,6 +146,13 @@ pub fn read(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Arg> {
     if let Ok(b) = obj.cast::<PyByteArray>() {
         return Ok(Arg::Bytes(b.to_vec()));
     }
+    // Lists (arrays) before the classes looked up by name, which cost a call each.
+    if let Ok(list) = obj.cast::<PyList>() {
+        return read_items(list.iter(), depth);
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return read_items(tuple.iter(), depth);
+    }
     // datetime before date: a datetime is a date too.
     if obj.is_instance_of::<PyDateTime>() {
         if obj.getattr(pyo3::intern!(py, "tzinfo"))?.is_none() {
@@ -146,16 +178,6 @@ pub fn read(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Arg> {
     }
     if obj.is_instance(classes.decimal.bind(py))? {
         return Ok(Arg::Decimal(obj.str()?.to_str()?.to_owned()));
-    }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        if depth >= MAX_DEPTH {
-            return Err(PyValueError::new_err("the list is nested too deeply"));
-        }
-        return obj
-            .try_iter()?
-            .map(|item| read(&item?, depth + 1))
-            .collect::<PyResult<_>>()
-            .map(Arg::List);
     }
     if obj.is_instance_of::<PyDict>() {
         return crate::convert::py_to_json(obj).map(Arg::Json);
