@@ -12,6 +12,12 @@ cost from the engine's.
     tools/handler_instructions.py            # every piece, -n 2000
     tools/handler_instructions.py queries -n 500
 
+With `--time`, each piece's CPU time per call instead (the best of five runs of `-n` calls,
+after one run to warm up, the process pinned to CPU 0 with `taskset` as the harness pins the
+servers), to set beside the servers' CPU time per request:
+
+    tools/handler_instructions.py --time -n 20000
+
 Needs valgrind (`apt-get install valgrind`); runs with the interpreter that runs it.
 """
 
@@ -54,8 +60,22 @@ rows20 = [(random.randint(1, 10_000),) for _ in range(20)]
 fortunes = {fortunes!r}
 def piece():
     {body}
-for _ in range(int(sys.argv[1])):
-    piece()
+def run(n):
+    for _ in range(n):
+        piece()
+n = int(sys.argv[1])
+if len(sys.argv) > 2:
+    import time
+    run(n)
+    best = None
+    for _ in range(5):
+        start = time.process_time_ns()
+        run(n)
+        took = time.process_time_ns() - start
+        best = took if best is None else min(best, took)
+    print(best / n / 1000)
+else:
+    run(n)
 """
 
 
@@ -81,19 +101,30 @@ def instructions(script: str, n: int) -> int:
         return int(found.group(1))
 
 
+def cpu_us(script: str, n: int) -> float:
+    run = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, script, str(n), "time"], capture_output=True, text=True, check=True
+    )
+    return float(run.stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pieces", nargs="*", metavar="piece", help=f"of {', '.join(PIECES)} (all)")
     parser.add_argument("-n", type=int, default=2000, help="calls per run (the second run makes twice as many)")
+    parser.add_argument("--time", action="store_true", help="CPU µs per call on CPU 0 rather than instructions")
     args = parser.parse_args()
     unknown = set(args.pieces) - set(PIECES)
     if unknown:
         parser.error(f"unknown pieces: {', '.join(sorted(unknown))}")
-    print(f"{'piece':<10} {'instr/call':>11}")
+    print(f"{'piece':<10} {'µs/call' if args.time else 'instr/call':>11}")
     for name in args.pieces or list(PIECES):
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(SETUP.format(python_dir=PYTHON_DIR, fortunes=fortune_rows(), body=PIECES[name]))
         try:
+            if args.time:
+                print(f"{name:<10} {cpu_us(f.name, args.n):>11.2f}")
+                continue
             once, twice = instructions(f.name, args.n), instructions(f.name, 2 * args.n)
         finally:
             os.unlink(f.name)

@@ -125,8 +125,37 @@ pub async fn one() -> Result<World, Error> {
 
 /// `n` random rows (ids may repeat), fetched by `n` pipelined queries on one connection.
 pub async fn fetch(n: usize) -> Result<Vec<World>, Error> {
-    let ids: Vec<i32> = (0..n).map(|_| random_id()).collect();
-    fetch_ids(&ids).await
+    fetch_ids(&random_ids(n)).await
+}
+
+/// `n` random ids; they may repeat.
+pub fn random_ids(n: usize) -> Vec<i32> {
+    (0..n).map(|_| random_id()).collect()
+}
+
+/// `n` distinct random ids in ascending order.
+pub fn distinct_random_ids(n: usize) -> Vec<i32> {
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < n {
+        ids.insert(random_id());
+    }
+    ids.into_iter().collect()
+}
+
+/// The rows of `ids` with the numbers the database holds for them.
+pub fn worlds(ids: &[i32], numbers: impl Iterator<Item = i32>) -> Vec<World> {
+    ids.iter()
+        .zip(numbers)
+        .map(|(&id, random_number)| World { id, random_number })
+        .collect()
+}
+
+/// Gives every row a new random number; the numbers, in the rows' order.
+pub fn renumber(rows: &mut [World]) -> Vec<i32> {
+    for row in rows.iter_mut() {
+        row.random_number = fastrand::i32(1..=10_000);
+    }
+    rows.iter().map(|r| r.random_number).collect()
 }
 
 async fn fetch_ids(ids: &[i32]) -> Result<Vec<World>, Error> {
@@ -141,29 +170,15 @@ async fn fetch_ids(ids: &[i32]) -> Result<Vec<World>, Error> {
         Ok(rows) => rows,
         Err(err) => return Err(failed(client, err)),
     };
-    Ok(ids
-        .iter()
-        .zip(rows)
-        .map(|(&id, row)| World {
-            id,
-            random_number: row.get(0),
-        })
-        .collect())
+    Ok(worlds(ids, rows.iter().map(|row| row.get(0))))
 }
 
 /// `n` distinct random rows, each given a new random number that is written back (one
 /// statement, rows locked in id order) before they are returned.
 pub async fn update(n: usize) -> Result<Vec<World>, Error> {
-    let mut ids = std::collections::BTreeSet::new();
-    while ids.len() < n {
-        ids.insert(random_id());
-    }
-    let ids: Vec<i32> = ids.into_iter().collect();
+    let ids = distinct_random_ids(n);
     let mut rows = fetch_ids(&ids).await?;
-    for row in &mut rows {
-        row.random_number = fastrand::i32(1..=10_000);
-    }
-    let numbers: Vec<i32> = rows.iter().map(|r| r.random_number).collect();
+    let numbers = renumber(&mut rows);
     let client = client().await?;
     let stmt = match client.prepare_cached(UPDATE_WORLD).await {
         Ok(stmt) => stmt,
@@ -186,8 +201,13 @@ pub async fn fortunes() -> Result<String, Error> {
         Ok(rows) => rows,
         Err(err) => return Err(failed(client, err)),
     };
-    let mut fortunes: Vec<(i32, String)> =
-        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    Ok(fortunes_page(
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+    ))
+}
+
+/// The page for the `fortune` table's `(id, message)` rows.
+pub fn fortunes_page(mut fortunes: Vec<(i32, String)>) -> String {
     fortunes.push((0, ADDED_FORTUNE.to_owned()));
     fortunes.sort_unstable_by(|a, b| a.1.cmp(&b.1));
     let mut page = String::with_capacity(2048);
@@ -200,7 +220,7 @@ pub async fn fortunes() -> Result<String, Error> {
         page.push_str("</td></tr>");
     }
     page.push_str("</table></body></html>");
-    Ok(page)
+    page
 }
 
 /// HTML-escapes `text` (`&`, `<`, `>`, `"`, `'`) onto `out`.
