@@ -66,14 +66,12 @@ def run(n):
 n = int(sys.argv[1])
 if len(sys.argv) > 2:
     import time
-    run(n)
-    best = None
-    for _ in range(5):
+    def took():
         start = time.process_time_ns()
         run(n)
-        took = time.process_time_ns() - start
-        best = took if best is None else min(best, took)
-    print(best / n / 1000)
+        return time.process_time_ns() - start
+    run(n)
+    print(min(took() for _ in range(5)) / n / 1000)
 else:
     run(n)
 """
@@ -123,12 +121,13 @@ def main() -> None:
             f.write(SETUP.format(python_dir=PYTHON_DIR, fortunes=fortune_rows(), body=PIECES[name]))
         try:
             if args.time:
-                print(f"{name:<10} {cpu_us(f.name, args.n):>11.2f}")
-                continue
-            once, twice = instructions(f.name, args.n), instructions(f.name, 2 * args.n)
+                figure = f"{cpu_us(f.name, args.n):>11.2f}"
+            else:
+                once, twice = instructions(f.name, args.n), instructions(f.name, 2 * args.n)
+                figure = f"{(twice - once) / args.n:>11,.0f}"
         finally:
             os.unlink(f.name)
-        print(f"{name:<10} {(twice - once) / args.n:>11,.0f}")
+        print(f"{name:<10} {figure}")
 
 
 if __name__ == "__main__":
