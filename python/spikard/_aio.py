@@ -13,7 +13,9 @@ tasks do), so a handler that never suspends is answered without waking anything 
 ``call_soon`` and the ready queue are the extension's (``_spikard.CallSoon`` and
 ``_spikard.drain``): the handles they queue and run behave as :class:`asyncio.Handle`, without
 a Python frame per callback; ``create_future`` and ``create_task`` call the classes directly.
-In debug mode asyncio's own methods, its own loop passes and their checks apply.
+In debug mode asyncio's own methods, its own loop passes and their checks apply. asyncio's
+set of live tasks gains and loses its members through ``_spikard.TaskSet``, without
+``WeakSet.add`` and its removal callback running as Python frames for every task.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import functools
 import inspect
 import selectors
 import threading
+import weakref
 from asyncio import selector_events
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from ._spikard import CallSoon, drain
+from ._spikard import CallSoon, TaskSet, drain
 
 #: Returned by :meth:`EngineLoop.iterate` when the loop waits only on I/O.
 IDLE = -1.0
@@ -42,6 +45,18 @@ _DEBUG_PASSES = 16
 
 #: What :func:`next_item` returns after a stream's last item.
 END = object()
+
+
+def _register_tasks_natively() -> None:
+    """Gives asyncio's set of live tasks (the ``weakref.WeakSet`` every ``asyncio.Task`` adds
+    itself to, which ``asyncio.all_tasks()`` reads) an ``add`` of the extension's, on that one
+    instance, once per process. Its members, its iteration and its pending removals stay
+    those of a ``WeakSet``; only the two Python frames per task go."""
+    tasks = getattr(asyncio.tasks, "_scheduled_tasks", None)  # 3.12 and later
+    if tasks is None:
+        tasks = getattr(asyncio.tasks, "_all_tasks", None)
+    if type(tasks) is weakref.WeakSet and "add" not in vars(tasks):
+        vars(tasks)["add"] = TaskSet(tasks).add
 
 
 class _Selector(selectors.EpollSelector):
@@ -77,6 +92,7 @@ class EngineLoop(asyncio.SelectorEventLoop):
     """An asyncio loop iterated by the engine's thread, one non-blocking step at a time."""
 
     def __init__(self) -> None:
+        _register_tasks_natively()
         self._engine_selector = _Selector()
         super().__init__(self._engine_selector)
         #: Tasks that suspended, held until done (the engine adds them, and its done callback

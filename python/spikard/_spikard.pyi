@@ -134,6 +134,16 @@ class CallSoon:
 def drain(ready: Any, budget: int) -> None:
     """Runs up to ``budget`` handles from the front of the ``ready`` deque."""
 
+@final
+class TaskSet:
+    """``add`` and the removal callback of one :class:`weakref.WeakSet`, without a Python frame."""
+
+    def __new__(cls, set: Any) -> TaskSet: ...
+    def add(self, item: Any) -> None:
+        """``WeakSet.add``: a weak reference to ``item`` whose callback is :meth:`remove`."""
+    def remove(self, reference: Any) -> None:
+        """The weak references' callback: ``reference``'s object is gone."""
+
 @disjoint_base
 class PgPool:
     """The engine side of :class:`spikard.postgres.Pool`."""

@@ -59,6 +59,32 @@ async def task() -> dict:
     }
 
 
+@app.get("/all_tasks/{n}")
+async def all_tasks(n: int) -> dict:
+    """``asyncio.all_tasks()`` sees this handler's task and ``n`` tasks it starts, and the
+    registry of live tasks lets go of each once it is freed."""
+    registry = getattr(asyncio.tasks, "_scheduled_tasks", None) or asyncio.tasks._all_tasks  # type: ignore[attr-defined]
+    before = len(registry.data)
+    release = asyncio.Event()
+    children = [asyncio.create_task(release.wait(), name=f"child-{n}-{i}") for i in range(n)]
+    await asyncio.sleep(0)
+    listed = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(f"child-{n}-")]
+    during = len(registry.data)
+    release.set()
+    await asyncio.gather(*children)
+    del children
+    # Resumed by gather's future, this step still holds it (and through it the children):
+    # one more step, started afresh, holds nothing of them.
+    await asyncio.sleep(0)
+    return {
+        "self_listed": asyncio.current_task() in asyncio.all_tasks(),
+        "children_listed": sorted(listed, key=lambda name: int(name.rsplit("-", 1)[1])),
+        "added": during - before,
+        "left": len(registry.data) - before,
+        "native": "add" in vars(registry),
+    }
+
+
 @app.get("/httpx/{n}")
 async def with_httpx(n: int) -> dict:
     reply = await clients["httpx"].get("/hello", params={"name": f"x{n}"})

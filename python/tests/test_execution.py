@@ -77,6 +77,79 @@ def test_async_handler_runs_in_a_task_on_the_running_loop(io_server: Server) -> 
     assert get_json(io_server.port, "/task") == {"in_task": True, "loop_matches": True, "name": "task"}
 
 
+@pytest.mark.parametrize("n", [1, 6, 23])
+def test_all_tasks_lists_handler_tasks_and_lets_go_of_them(io_server: Server, n: int) -> None:
+    # The registry's add is the extension's (no Python frame per task): the handler's own task
+    # and the n it starts are listed while alive, and none is left once they are freed.
+    assert get_json(io_server.port, f"/all_tasks/{n}") == {
+        "self_listed": True,
+        "children_listed": [f"child-{n}-{i}" for i in range(n)],
+        "added": n,
+        "left": 0,
+        "native": True,
+    }
+
+
+def test_task_set_behaves_as_a_weak_set() -> None:
+    """The same operations on a plain WeakSet and on one with the extension's add give the
+    same members, pending removals and lengths, whether an iteration is in progress or not."""
+    import gc
+    import random
+    import weakref
+
+    from spikard._spikard import TaskSet
+
+    class Member:
+        """Hashed by tag, so that both sets order their members alike and a half-done
+        iteration holds the same member of each."""
+
+        def __init__(self, tag: int) -> None:
+            self.tag = tag
+
+        def __hash__(self) -> int:
+            return self.tag
+
+    rng = random.Random(20261207)
+    plain: weakref.WeakSet[Member] = weakref.WeakSet()
+    native: weakref.WeakSet[Member] = weakref.WeakSet()
+    vars(native)["add"] = TaskSet(native).add
+    alive: list[tuple[Member, Member]] = []
+    iterations: list[tuple[Iterator[Member], Iterator[Member]]] = []
+    pending_seen = 0
+    for tag in range(600):
+        op = rng.random()
+        if op < 0.45:
+            pair = Member(tag), Member(tag)
+            plain.add(pair[0])
+            native.add(pair[1])
+            alive.append(pair)
+            del pair
+        elif op < 0.8 and alive:
+            alive.pop(rng.randrange(len(alive)))
+        elif op < 0.9:
+            # Started and left half-way: members freed meanwhile wait in _pending_removals.
+            started = iter(plain), iter(native)
+            if next(started[0], None) is not None and next(started[1], None) is not None:
+                iterations.append(started)
+            del started
+        elif iterations:
+            iterations.pop(rng.randrange(len(iterations)))
+        gc.collect()
+        pending = len(plain._pending_removals)  # type: ignore[attr-defined]
+        assert len(native._pending_removals) == pending  # type: ignore[attr-defined]
+        pending_seen = max(pending_seen, pending)
+        assert len(native.data) == len(plain.data)
+        assert len(native) == len(plain) >= len(alive)
+        if not iterations:
+            assert sorted(m.tag for m in native) == sorted(m.tag for m in plain) == sorted(a.tag for a, _ in alive)
+    assert pending_seen > 0
+    iterations.clear()
+    alive.clear()
+    gc.collect()
+    assert len(native.data) == len(plain.data) == 0
+    assert list(native) == []
+
+
 @pytest.mark.parametrize("n", [3, 17])
 def test_real_io_answers(io_server: Server, n: int) -> None:
     assert get_json(io_server.port, f"/httpx/{n}") == {"n": n, "upstream": f"x{n}"}

@@ -13,6 +13,7 @@ mod postgres;
 mod response;
 mod soon;
 mod stream;
+mod tasks;
 mod upload;
 mod ws;
 
@@ -36,6 +37,7 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<soon::Handle>()?;
     module.add_class::<soon::CallSoon>()?;
     module.add_function(wrap_pyfunction!(soon::drain, module)?)?;
+    module.add_class::<tasks::TaskSet>()?;
     module.add_class::<postgres::PgPool>()?;
     module.add_class::<postgres::PgConnection>()?;
     module.add_class::<postgres::Transaction>()?;
