@@ -5,14 +5,17 @@ context, and an async event stream's ``finally`` runs when its client leaves."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pytest
 
 from conftest import ROOT, free_port, stop_server, wait_ready
 from http_util import get_json, send
+from spikard._spikard import TaskSet
 
 OHA = shutil.which("oha")
 
@@ -93,11 +97,6 @@ def test_all_tasks_lists_handler_tasks_and_lets_go_of_them(io_server: Server, n:
 def test_task_set_behaves_as_a_weak_set() -> None:
     """The same operations on a plain WeakSet and on one with the extension's add give the
     same members, pending removals and lengths, whether an iteration is in progress or not."""
-    import gc
-    import random
-    import weakref
-
-    from spikard._spikard import TaskSet
 
     class Member:
         """Hashed by tag, so that both sets order their members alike and a half-done
