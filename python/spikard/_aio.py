@@ -47,15 +47,22 @@ _DEBUG_PASSES = 16
 END = object()
 
 
-def _register_tasks_natively() -> None:
-    """Gives asyncio's set of live tasks (the ``weakref.WeakSet`` every ``asyncio.Task`` adds
-    itself to, which ``asyncio.all_tasks()`` reads) an ``add`` of the extension's, on that one
-    instance, once per process. Its members, its iteration and its pending removals stay
-    those of a ``WeakSet``; only the two Python frames per task go."""
-    tasks = getattr(asyncio.tasks, "_scheduled_tasks", None)  # 3.12 and later
+def live_tasks() -> Any:
+    """asyncio's set of live tasks: the ``weakref.WeakSet`` every ``asyncio.Task`` adds itself
+    to and ``asyncio.all_tasks()`` reads (``_all_tasks`` on 3.11, ``_scheduled_tasks`` from
+    3.12), or None where this CPython has no such set."""
+    tasks = getattr(asyncio.tasks, "_scheduled_tasks", None)
     if tasks is None:
         tasks = getattr(asyncio.tasks, "_all_tasks", None)
-    if type(tasks) is weakref.WeakSet and "add" not in vars(tasks):
+    return tasks if type(tasks) is weakref.WeakSet else None
+
+
+def _register_tasks_natively() -> None:
+    """Gives :func:`live_tasks` an ``add`` of the extension's, on that one instance, once per
+    process. Its members, its iteration and its pending removals stay those of a ``WeakSet``;
+    only the two Python frames per task go."""
+    tasks = live_tasks()
+    if tasks is not None and "add" not in vars(tasks):
         vars(tasks)["add"] = TaskSet(tasks).add
 
 

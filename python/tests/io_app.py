@@ -17,6 +17,7 @@ import aiohttp
 import httpx
 
 from spikard import Spikard
+from spikard._aio import live_tasks
 
 app = Spikard()
 UPSTREAM = os.environ.get("UPSTREAM", "http://127.0.0.1:1")
@@ -63,7 +64,7 @@ async def task() -> dict:
 async def all_tasks(n: int) -> dict:
     """``asyncio.all_tasks()`` sees this handler's task and ``n`` tasks it starts, and the
     registry of live tasks lets go of each once it is freed."""
-    registry = getattr(asyncio.tasks, "_scheduled_tasks", None) or asyncio.tasks._all_tasks  # type: ignore[attr-defined]
+    registry = live_tasks()
     before = len(registry.data)
     release = asyncio.Event()
     children = [asyncio.create_task(release.wait(), name=f"child-{n}-{i}") for i in range(n)]
