@@ -318,10 +318,13 @@ impl EngineLoop {
     ) -> PyResult<Started<'py, R>> {
         let lp = self.obj.bind(py);
         let before = self.timers(py)?;
-        let task = new_task(py, coro, lp, context, name)?;
-        // Task() queued its first step last: run it here instead of in a loop iteration.
-        let first = call_raw(self.pop.bind(py), std::iter::empty())?;
-        soon::run_any(&first)?;
+        let (task, first) = soon::holding_first_step(py, || new_task(py, coro, lp, context, name))?;
+        // Task() scheduled its first step last: run it here instead of in a loop iteration,
+        // held back by `call_soon` or, where asyncio's own queued it, popped from the queue.
+        match first {
+            Some(step) => step.run(py)?,
+            None => soon::run_any(&call_raw(self.pop.bind(py), std::iter::empty())?)?,
+        }
         let wake = self.needs_driver(py, before)?;
         let done = call_future(&task, Method::Done, &[])?.is_truthy()?;
         if wake {

@@ -8,6 +8,11 @@
 //! apply), and [`drain`] runs its ready queue. A [`Handle`] behaves as `asyncio.Handle`:
 //! `cancel()`, `cancelled()`, `get_context()`, `_run()`, its callback runs in its context, and
 //! an exception from the callback goes to the loop's exception handler.
+//!
+//! When the engine starts a task itself, the task's first step is not queued at all
+//! ([`holding_first_step`]): `asyncio.Task()` schedules it with `call_soon` as the last thing
+//! it does and the engine runs it right after, so `call_soon` holds it back rather than build
+//! a handle to be queued and popped again at once.
 
 use crate::context;
 use crate::handler::call_raw;
@@ -17,6 +22,8 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
+use std::cell::RefCell;
+use std::ffi::CStr;
 
 /// A callback queued by [`CallSoon`]: `asyncio.Handle`'s behaviour, built and run in Rust.
 #[pyclass(module = "spikard._spikard", name = "Handle")]
@@ -123,9 +130,28 @@ fn run(handle: &Bound<'_, Handle>) -> PyResult<()> {
         let event_loop = h.event_loop.as_ref().map(|l| l.clone_ref(py));
         (callback, std::mem::take(&mut h.args), ctx, event_loop)
     };
-    let callback = callback.into_bound(py);
-    let called = context::run_in(py, ctx.bind(py), || {
-        call_raw(&callback, args.iter().map(|a| a.as_ptr()))
+    run_callback(
+        &callback.into_bound(py),
+        &args,
+        ctx.bind(py),
+        event_loop.as_ref().map(|l| l.bind(py)),
+        Some(handle.as_any()),
+    )
+}
+
+/// Calls `callback(*args)` in `ctx`; an exception other than `SystemExit` and
+/// `KeyboardInterrupt` goes to `event_loop`'s exception handler (with `handle`, when the
+/// callback had one), as `asyncio.Handle._run` does.
+fn run_callback<'py>(
+    callback: &Bound<'py, PyAny>,
+    args: &[Py<PyAny>],
+    ctx: &Bound<'py, PyAny>,
+    event_loop: Option<&Bound<'py, PyAny>>,
+    handle: Option<&Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let py = callback.py();
+    let called = context::run_in(py, ctx, || {
+        call_raw(callback, args.iter().map(|a| a.as_ptr()))
     })?;
     let Err(err) = called else {
         return Ok(());
@@ -142,11 +168,96 @@ fn run(handle: &Bound<'_, Handle>) -> PyResult<()> {
         format!("Exception in callback {}", callback.repr()?),
     )?;
     details.set_item("exception", err.value(py))?;
-    details.set_item("handle", handle)?;
-    event_loop
-        .bind(py)
-        .call_method1(pyo3::intern!(py, "call_exception_handler"), (details,))?;
+    if let Some(handle) = handle {
+        details.set_item("handle", handle)?;
+    }
+    event_loop.call_method1(pyo3::intern!(py, "call_exception_handler"), (details,))?;
     Ok(())
+}
+
+/// A task's step that `call_soon` held back (see [`holding_first_step`]): the step, the
+/// task's context, and the `call_soon` that held it.
+pub struct Step {
+    callback: Py<PyAny>,
+    context: Py<PyAny>,
+    soon: Py<CallSoon>,
+}
+
+impl Step {
+    /// Runs the step in the task's context, as its handle would have run.
+    pub fn run(self, py: Python<'_>) -> PyResult<()> {
+        run_callback(
+            self.callback.bind(py),
+            &[],
+            self.context.bind(py),
+            Some(self.soon.get().event_loop.bind(py)),
+            None,
+        )
+    }
+
+    /// Queues the step after all: something was scheduled after it.
+    fn queue(self, py: Python<'_>) -> PyResult<()> {
+        let soon = self.soon.get();
+        soon.push(py, self.callback.bind(py), &[], self.context.into_bound(py))
+            .map(drop)
+    }
+}
+
+/// What `call_soon` does with a task's step on this thread.
+enum Holding {
+    /// Queues it, as every other callback.
+    Off,
+    /// Holds it back while it is the last callback scheduled (`asyncio.Task()` schedules
+    /// its first step last).
+    Armed(Option<Step>),
+}
+
+thread_local! {
+    static HOLDING: RefCell<Holding> = const { RefCell::new(Holding::Off) };
+}
+
+/// Runs `make_task` (which calls `asyncio.Task(...)`) with `call_soon` holding back the
+/// task's first step instead of queueing it, and returns it, for the caller to run at once.
+///
+/// A step is held only while it is the last callback scheduled: when anything else is
+/// scheduled after it (by code that runs during `Task()`, a finalizer, say), it is queued
+/// first, so the ready queue holds what it would have, in the same order, less the step
+/// returned. Returns none, and the caller pops the step from the queue as before, when the
+/// last callback was not a C Task's step (`call_soon` is asyncio's own in debug mode).
+pub fn holding_first_step<T>(
+    py: Python<'_>,
+    make_task: impl FnOnce() -> PyResult<T>,
+) -> PyResult<(T, Option<Step>)> {
+    let nested = match HOLDING.with(|h| h.replace(Holding::Armed(None))) {
+        Holding::Off => false,
+        Holding::Armed(outer) => {
+            // A hold inside another one's `Task()`: the outer step is no longer the last.
+            if let Some(step) = outer {
+                step.queue(py)?;
+            }
+            true
+        }
+    };
+    let made = make_task();
+    let after = if nested {
+        Holding::Armed(None)
+    } else {
+        Holding::Off
+    };
+    let held = match HOLDING.with(|h| h.replace(after)) {
+        Holding::Armed(step) => step,
+        Holding::Off => None,
+    };
+    Ok((made?, held))
+}
+
+/// Whether `callback` is the C Task's step (`TaskStepMethWrapper`), which every caller of
+/// `call_soon` with it discards the handle of.
+fn is_task_step(callback: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: every type object's `tp_name` is a NUL-terminated string that lives as long as
+    // the type, which `callback` keeps alive.
+    let name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(callback.as_ptr())).tp_name) };
+    name == c"TaskStepMethWrapper"
 }
 
 /// `loop.call_soon(callback, *args, context=None)`: queues a [`Handle`] on the loop's ready
@@ -185,17 +296,52 @@ impl CallSoon {
 }
 
 impl CallSoon {
+    /// `call_soon` itself: queues `callback(*args)` in `context` (a copy of the current
+    /// context when none) and returns its handle, or holds a task's step back while
+    /// [`holding_first_step`] runs.
     fn queue<'py>(
-        &self,
+        slf: &Bound<'py, CallSoon>,
         py: Python<'py>,
         callback: &Bound<'py, PyAny>,
         args: &[*mut ffi::PyObject],
         context: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, Handle>> {
+    ) -> PyResult<Option<Bound<'py, Handle>>> {
         let context = match context {
             Some(context) if !context.is_none() => context.clone(),
             _ => context::copy(py)?,
         };
+        let step = args.is_empty() && is_task_step(callback);
+        let (holding, earlier) = HOLDING.with(|h| match &mut *h.borrow_mut() {
+            Holding::Off => (false, None),
+            Holding::Armed(held) if step => (
+                true,
+                held.replace(Step {
+                    callback: callback.clone().unbind(),
+                    context: context.clone().unbind(),
+                    soon: slf.clone().unbind(),
+                }),
+            ),
+            Holding::Armed(held) => (true, held.take()),
+        });
+        // A step held before this callback was not the last: it goes first, as it would have.
+        if let Some(earlier) = earlier {
+            earlier.queue(py)?;
+        }
+        if holding && step {
+            // Held: its caller, C Task code, discards the handle.
+            return Ok(None);
+        }
+        slf.get().push(py, callback, args, context).map(Some)
+    }
+
+    /// Queues `callback(*args)` in `context` on the ready queue.
+    fn push<'py>(
+        &self,
+        py: Python<'py>,
+        callback: &Bound<'py, PyAny>,
+        args: &[*mut ffi::PyObject],
+        context: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Handle>> {
         let args = args
             .iter()
             // SAFETY: the caller's arguments, borrowed and alive for the call.
@@ -252,7 +398,8 @@ unsafe extern "C" fn call_soon_raw(
             ))
         });
         match result {
-            Ok(handle) => handle.into_any().into_ptr(),
+            Ok(Some(handle)) => handle.into_any().into_ptr(),
+            Ok(None) => py.None().into_ptr(),
             Err(err) => {
                 err.restore(py);
                 std::ptr::null_mut()
@@ -271,7 +418,7 @@ unsafe fn call_soon_args<'py>(
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
-) -> PyResult<Bound<'py, Handle>> {
+) -> PyResult<Option<Bound<'py, Handle>>> {
     let keywords = if kwnames.is_null() {
         None
     } else {
@@ -307,7 +454,7 @@ unsafe fn call_soon_args<'py>(
     };
     let this = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<CallSoon>()?;
     let callback = unsafe { Bound::from_borrowed_ptr(py, callback) };
-    this.get().queue(py, &callback, rest, context.as_ref())
+    CallSoon::queue(&this, py, &callback, rest, context.as_ref())
 }
 
 /// Runs up to `budget` handles from the front of `ready` (a deque), those that callbacks
@@ -337,5 +484,136 @@ pub fn run_any(item: &Bound<'_, PyAny>) -> PyResult<()> {
         item.call_method0(pyo3::intern!(py, "_run")).map(drop)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `code` with `globals` as its module namespace and reads `name` back.
+    fn eval<'py>(
+        globals: &Bound<'py, PyDict>,
+        code: &std::ffi::CStr,
+        name: &str,
+    ) -> Bound<'py, PyAny> {
+        let py = globals.py();
+        py.run(code, Some(globals), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        globals
+            .get_item(name)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    /// While holding, only a task step scheduled last is held back (a nested hold keeps its
+    /// own); every other step and callback is queued, in the order it was scheduled; outside
+    /// a hold, steps are queued and `call_soon` returns their handles.
+    #[test]
+    fn holding_keeps_the_last_task_step_and_queues_the_rest() {
+        Python::initialize();
+        Python::attach(|py| {
+            let globals = PyDict::new(py);
+            eval(
+                &globals,
+                c"import asyncio\n\
+                  lp = asyncio.new_event_loop()\n\
+                  ran = []\n\
+                  async def step(name):\n    ran.append(name)\n\
+                  ",
+                "lp",
+            );
+            let lp = eval(&globals, c"x = lp", "x");
+            let ready = eval(&globals, c"x = lp._ready", "x");
+            let soon = Bound::new(
+                py,
+                CallSoon::new(lp.clone().unbind(), &ready).unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let call_soon = CallSoon::call_soon(&soon).unwrap_or_else(|e| panic!("{e}"));
+            lp.setattr("call_soon", &call_soon)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let task = |name: &str| {
+                globals
+                    .set_item("name", name)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                eval(&globals, c"t = asyncio.Task(step(name), loop=lp)", "t")
+            };
+            let queued = || -> Vec<String> {
+                eval(
+                    &globals,
+                    c"q = [type(h._callback).__name__ for h in lp._ready]",
+                    "q",
+                )
+                .extract()
+                .unwrap_or_else(|e| panic!("{e}"))
+            };
+
+            // In one hold: a task, a nested hold (which keeps its own task's step), another
+            // task, a plain callback, a last task. Only the last task's step is held; the
+            // others and the callback are queued in the order they were scheduled.
+            let ((first, last), held) = holding_first_step(py, || {
+                let first = task("first");
+                let (_, nested) =
+                    holding_first_step(py, || Ok(task("nested"))).unwrap_or_else(|e| panic!("{e}"));
+                nested
+                    .expect("the nested hold keeps its own step")
+                    .run(py)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                task("between");
+                eval(&globals, c"lp.call_soon(lambda: None); x = 0", "x");
+                Ok((first, task("last")))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                queued(),
+                ["TaskStepMethWrapper", "TaskStepMethWrapper", "function"]
+            );
+            let ran: Vec<String> = eval(&globals, c"x = list(ran)", "x")
+                .extract()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ran, ["nested"]);
+            held.expect("the last step is held")
+                .run(py)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(last
+                .call_method0("done")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_truthy()
+                .unwrap_or_else(|e| panic!("{e}")));
+            assert!(!first
+                .call_method0("done")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_truthy()
+                .unwrap_or_else(|e| panic!("{e}")));
+
+            // Outside a hold, a task's step is queued and call_soon returns its handle.
+            let handle = eval(
+                &globals,
+                c"t3 = asyncio.Task(step('third'), loop=lp); h = lp.call_soon(lambda: None)",
+                "h",
+            );
+            assert!(handle.cast::<Handle>().is_ok());
+            assert_eq!(
+                queued(),
+                [
+                    "TaskStepMethWrapper",
+                    "TaskStepMethWrapper",
+                    "function",
+                    "TaskStepMethWrapper",
+                    "function"
+                ]
+            );
+            eval(
+                &globals,
+                c"lp.run_until_complete(t3); lp.close(); x = list(ran)",
+                "x",
+            );
+            let ran: Vec<String> = eval(&globals, c"x = list(ran)", "x")
+                .extract()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ran, ["nested", "last", "first", "between", "third"]);
+        });
     }
 }
