@@ -454,7 +454,9 @@ fn encode_dict(
             None => write_key(out, &key)?,
         }
         let value = unsafe { pyo3::Borrowed::from_ptr(py, value) };
-        if is_plain(value.as_ptr()) {
+        if let Some(n) = exact_int(value.as_ptr()) {
+            write_int(out, n);
+        } else if is_plain(value.as_ptr()) {
             encode(out, &value, depth, keys.as_deref_mut())?;
         } else {
             encode(out, &value.to_owned(), depth, keys.as_deref_mut())?;
@@ -462,6 +464,30 @@ fn encode_dict(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// The value of `obj` when it is exactly an `int` that fits an `i64`: read without a
+/// reference taken or the type checks of [`encode`] (the usual value of an answer's ids and
+/// counts). A subclass, or an `int` beyond `i64`, goes through [`encode`].
+#[inline(always)]
+fn exact_int(obj: *mut pyo3::ffi::PyObject) -> Option<i64> {
+    // SAFETY: `obj` is a live object and the GIL is held. For an exact int,
+    // PyLong_AsLongLongAndOverflow calls no Python code and sets no exception: a value out
+    // of range only sets `overflow`.
+    unsafe {
+        if pyo3::ffi::Py_TYPE(obj) != std::ptr::addr_of_mut!(pyo3::ffi::PyLong_Type) {
+            return None;
+        }
+        let mut overflow = 0;
+        let n = pyo3::ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+        (overflow == 0).then_some(n)
+    }
+}
+
+/// An integer in decimal.
+#[inline(always)]
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Whether `obj` is exactly a str, float, bool or None: encoding one runs no Python code and
@@ -665,7 +691,10 @@ fn write_items<'py>(
         if i > 0 {
             out.push(b',');
         }
-        encode(out, &item, depth, keys.as_deref_mut())?;
+        match exact_int(item.as_ptr()) {
+            Some(n) => write_int(out, n),
+            None => encode(out, &item, depth, keys.as_deref_mut())?,
+        }
     }
     out.push(b']');
     Ok(())
@@ -1064,6 +1093,41 @@ answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
                 .eval(c"[2**64]", None, None)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(py_to_json(&huge).is_err());
+        });
+    }
+
+    /// Ints in dicts and lists, at the ends of `i64` and past them, and the `int` subclasses
+    /// (`bool`, an `IntEnum`), come out as `json.dumps` writes them.
+    #[test]
+    fn ints_are_written_as_json_dumps_writes_them() {
+        Python::initialize();
+        Python::attach(|py| {
+            let globals = PyDict::new(py);
+            py.run(
+                c"import enum, json, random\n\
+                  class Level(enum.IntEnum):\n    HIGH = 7\n\
+                  r = random.Random(12)\n\
+                  ints = [0, 1, -1, 2**63 - 1, -2**63, 2**63, 2**64 - 1, True, False, Level.HIGH]\n\
+                  ints += [r.randrange(-2**63, 2**64) for _ in range(200)]\n\
+                  value = {'list': ints, **{f'k{i}': n for i, n in enumerate(ints)}}\n\
+                  expected = json.dumps(value, separators=(',', ':')).encode()\n",
+                Some(&globals),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let get = |name: &str| {
+                globals
+                    .get_item(name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("no {name}"))
+            };
+            let expected: Vec<u8> = get("expected").extract().unwrap_or_default();
+            assert_eq!(py_to_json(&get("value")).unwrap_or_default(), expected);
+            let beyond = py
+                .eval(c"{'n': -2**63 - 1}", None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(py_to_json(&beyond).is_err());
         });
     }
 
