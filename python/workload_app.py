@@ -298,7 +298,7 @@ def _upload(description: str, file: UploadFile) -> dict:
         "filename": file.filename,
         "content_type": file.content_type,
         "size": file.size,
-        "crc32": zlib_ng.crc32(file.data),
+        "crc32": zlib_ng.crc32(file.view),
     }
 
 

@@ -87,7 +87,10 @@ class Event:
 class UploadFile:
     """``UploadFile(filename, content_type, data)``: a file received in a
     ``multipart/form-data`` body: its name and content type as the client sent them, and its
-    bytes."""
+    bytes. ``data`` and ``read()`` give them as ``bytes``, made on first use; ``view`` (or
+    ``memoryview(file)``, or the file itself given to anything that takes a buffer:
+    ``hashlib``, ``zlib.crc32``, a file's ``write``) reads them where the request put them,
+    without a copy."""
 
     def __new__(cls, filename: str, content_type: str, data: bytes) -> UploadFile: ...
     @property
@@ -96,6 +99,8 @@ class UploadFile:
     def content_type(self) -> str: ...
     @property
     def data(self) -> bytes: ...
+    @property
+    def view(self) -> memoryview: ...
     @property
     def size(self) -> int: ...
     def read(self) -> bytes: ...

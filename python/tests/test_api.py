@@ -4,8 +4,10 @@ async handlers, concurrency, exceptions, SSE, WebSocket, workers and registratio
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import pickle
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Literal, Optional, TypedDict
 
@@ -80,6 +83,18 @@ def make_app() -> Spikard:
             "exact_type": type(file) is UploadFile and type(file.data) is bytes,
             "repr": repr(file),
             "copy": repr(pickle.loads(pickle.dumps(file))),
+        }
+
+    @app.post("/upload/digest")
+    def upload_digest(file: UploadFile) -> dict:
+        view = file.view
+        return {
+            "size": file.size,
+            "view": [type(view) is memoryview, view.readonly, len(view), view.nbytes],
+            "sha256": hashlib.sha256(file).hexdigest(),
+            "crc32": zlib.crc32(view),
+            "same_bytes": file.data is file.read() and bytes(view) == file.data == bytes(file),
+            "writable": _writable(file),
         }
 
     @app.post("/body/dict")
@@ -257,6 +272,31 @@ def test_forms_and_uploads(client: TestClient) -> None:
     assert client.post("/upload", data={"note": "x"}).status_code == 415
 
 
+def _writable(buffer: object) -> bool:
+    """Whether ``buffer`` gives a writable buffer (ctypes asks for one)."""
+    try:
+        ctypes.c_char.from_buffer(buffer)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def test_upload_bytes_are_read_in_place(client: TestClient) -> None:
+    rng = random.Random()
+    for size in [0, 1, rng.randint(2, 900), rng.randint(1_000, 300_000)]:
+        data = rng.randbytes(size)
+        reply = client.post("/upload/digest", files={"file": ("r.bin", data, "application/octet-stream")})
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {
+            "size": size,
+            "view": [True, True, size, size],
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "crc32": zlib.crc32(data),
+            "same_bytes": True,
+            "writable": False,
+        }
+
+
 def test_an_upload_file_made_by_hand() -> None:
     data = os.urandom(random.randint(1, 64))
     file = UploadFile("n\u00e9.bin", "application/octet-stream", data)
@@ -269,6 +309,9 @@ def test_an_upload_file_made_by_hand() -> None:
     )
     copy = pickle.loads(pickle.dumps(file))
     assert type(copy) is UploadFile and (copy.filename, copy.data) == (file.filename, data)
+    assert file.data is data and bytes(file.view) == bytes(file) == data and file.view.readonly
+    assert (hashlib.sha256(file).digest(), zlib.crc32(file)) == (hashlib.sha256(data).digest(), zlib.crc32(data))
+    assert not _writable(file)
     with pytest.raises(AttributeError):
         file.filename = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
