@@ -835,23 +835,7 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs `code` with `globals` as its module namespace.
-    fn run(globals: &Bound<'_, PyDict>, code: &std::ffi::CStr) {
-        globals
-            .py()
-            .run(code, Some(globals), None)
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// What `code` left in `globals` under `name`.
-    fn global<'py>(globals: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
-        globals
-            .get_item(name)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("no {name}"))
-    }
+    use crate::test_support::{global, run};
 
     /// Every ASCII character and a few longer ones, at every position of strings of 0 to 39
     /// characters, alone and followed by more characters to escape, written after other
@@ -1103,7 +1087,8 @@ answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
         Python::initialize();
         Python::attach(|py| {
             let globals = PyDict::new(py);
-            py.run(
+            run(
+                &globals,
                 c"import enum, json, random\n\
                   class Level(enum.IntEnum):\n    HIGH = 7\n\
                   r = random.Random(12)\n\
@@ -1111,19 +1096,12 @@ answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
                   ints += [r.randrange(-2**63, 2**64) for _ in range(200)]\n\
                   value = {'list': ints, **{f'k{i}': n for i, n in enumerate(ints)}}\n\
                   expected = json.dumps(value, separators=(',', ':')).encode()\n",
-                Some(&globals),
-                None,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            let get = |name: &str| {
-                globals
-                    .get_item(name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("no {name}"))
-            };
-            let expected: Vec<u8> = get("expected").extract().unwrap_or_default();
-            assert_eq!(py_to_json(&get("value")).unwrap_or_default(), expected);
+            );
+            let expected: Vec<u8> = global(&globals, "expected").extract().unwrap_or_default();
+            assert_eq!(
+                py_to_json(&global(&globals, "value")).unwrap_or_default(),
+                expected
+            );
             let beyond = py
                 .eval(c"{'n': -2**63 - 1}", None, None)
                 .unwrap_or_else(|e| panic!("{e}"));

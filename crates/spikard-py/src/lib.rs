@@ -14,6 +14,8 @@ mod response;
 mod soon;
 mod stream;
 mod tasks;
+#[cfg(test)]
+mod test_support;
 mod upload;
 mod ws;
 

@@ -490,6 +490,7 @@ pub fn run_any(item: &Bound<'_, PyAny>) -> PyResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{global, run};
 
     /// Runs `code` with `globals` as its module namespace and reads `name` back.
     fn eval<'py>(
@@ -497,14 +498,8 @@ mod tests {
         code: &std::ffi::CStr,
         name: &str,
     ) -> Bound<'py, PyAny> {
-        let py = globals.py();
-        py.run(code, Some(globals), None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        globals
-            .get_item(name)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("no {name}"))
+        run(globals, code);
+        global(globals, name)
     }
 
     /// While holding, only a task step scheduled last is held back (a nested hold keeps its
