@@ -37,9 +37,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from ._spikard import Connection, PgPool, Transaction
+from ._spikard import Acquired, Connection, PgPool, Transaction
 
-__all__ = ["Connection", "Pool", "PostgresError", "Transaction", "Unavailable"]
+__all__ = ["Acquired", "Connection", "Pool", "PostgresError", "Transaction", "Unavailable"]
 
 T = TypeVar("T")
 
@@ -63,25 +63,6 @@ class Unavailable(PostgresError, ConnectionError):
     The engine answers a handler that raises it with ``503 Service Unavailable``."""
 
 
-class _Acquired:
-    """``async with pool.acquire() as conn``: the connection, given back on exit."""
-
-    __slots__ = ("_connection", "_pool")
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-        self._connection: Connection | None = None
-
-    async def __aenter__(self) -> Connection:
-        self._connection = await self._pool._acquire()
-        return self._connection
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._connection is not None:
-            self._connection.release()
-            self._connection = None
-
-
 class Pool(PgPool):
     """A pool of PostgreSQL connections, at most ``max_size`` per worker, opened on first use.
 
@@ -89,10 +70,6 @@ class Pool(PgPool):
     pairs. ``connect_timeout``: seconds to open a connection; ``acquire_timeout``: seconds a
     query waits for a free connection. Both end in :class:`Unavailable`.
     """
-
-    def acquire(self) -> _Acquired:
-        """``async with pool.acquire() as conn``: one connection for several statements."""
-        return _Acquired(self)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

@@ -388,6 +388,35 @@ def make_app(pool: Pool, broken: Pool) -> Spikard:
             same = await conn.fetchval("SELECT pg_backend_pid()")
         return {"pid": pid, "same": pid == same}
 
+    @app.get("/acquired/{k}")
+    async def acquired(k: int) -> dict:
+        # One acquire() holds one connection at a time and gives it back when its block
+        # ends, raising or not.
+        holder = pool.acquire()
+        async with holder as conn:
+            value = await conn.fetchval("SELECT $1::int * 3", k)
+            try:
+                await holder.__aenter__()
+                again = "entered twice"
+            except RuntimeError as err:
+                again = str(err)
+        released = conn.released
+        try:
+            async with pool.acquire() as failing:
+                raise LookupError(k, await failing.fetchval("SELECT $1::int - 1", k))
+        except LookupError as err:
+            raised = list(err.args)
+        async with holder as conn:
+            reused = await conn.fetchval("SELECT $1::int + 5", k)
+        return {
+            "value": value,
+            "again": again,
+            "released": [released, failing.released, conn.released],
+            "raised": raised,
+            "reused": reused,
+            "exit": await holder.__aexit__(None, None, None),
+        }
+
     @app.get("/gather/{n}")
     async def gather(n: int) -> list:
         return list(await asyncio.gather(*(pool.fetchval("SELECT $1::int * 2", i) for i in range(n))))
@@ -434,6 +463,16 @@ def test_handlers_await_queries_on_the_engine_thread(db: psycopg.Connection) -> 
         assert client.get(f"/gather/{n}").json() == [2 * i for i in range(n)]
         assert client.get(f"/row/{ids[0]}").json()["label"] == rows[ids[0]]
         assert client.get("/debug").json() == {"value": 42}
+
+        for k in random.sample(range(-1000, 1000), 3):
+            assert client.get(f"/acquired/{k}").json() == {
+                "value": 3 * k,
+                "again": "this acquire() already holds a connection: call pool.acquire() for another",
+                "released": [True, True, True],
+                "raised": [k, k - 1],
+                "reused": k + 5,
+                "exit": None,
+            }
 
         # Six requests holding a connection each for `ms`, on a pool of two: three rounds.
         ms = random.randrange(60, 100)

@@ -25,7 +25,7 @@ use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
 use crate::handler::{call_raw, call_raw_kw};
-use crate::soon;
+use crate::soon::{self, Held};
 use pyo3::types::{PyDict, PySet, PyString, PyTuple};
 
 /// `spikard._aio` and `asyncio` objects, looked up once.
@@ -61,6 +61,34 @@ impl Method {
         "set_exception",
         "add_done_callback",
     ];
+}
+
+/// An awaitable that is done at once, with None: what an `__aexit__` that did its work
+/// already returns, where an asyncio future would be made and resolved for nothing.
+#[pyclass(module = "spikard._spikard", frozen)]
+pub struct Ready;
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Ends at once: the `await` gives None.
+    fn __next__(&self) -> Option<()> {
+        None
+    }
+}
+
+/// The one [`Ready`] (it keeps no state, so every `await` may share it).
+pub fn ready(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static READY: PyOnceLock<Py<Ready>> = PyOnceLock::new();
+    let ready = READY.get_or_try_init(py, || Py::new(py, Ready))?;
+    Ok(ready.bind(py).clone().into_any())
 }
 
 /// `future.<method>(*args)`. On an asyncio Future or Task (not a subclass, which may
@@ -318,7 +346,9 @@ impl EngineLoop {
     ) -> PyResult<Started<'py, R>> {
         let lp = self.obj.bind(py);
         let before = self.timers(py)?;
-        let (task, first) = soon::holding_first_step(py, || new_task(py, coro, lp, context, name))?;
+        let (task, first) = soon::holding(py, Held::FirstStep, || {
+            new_task(py, coro, lp, context, name)
+        })?;
         // Task() scheduled its first step last: run it here instead of in a loop iteration,
         // held back by `call_soon` or, where asyncio's own queued it, popped from the queue.
         match first {
@@ -363,30 +393,51 @@ impl EngineLoop {
         )
     }
 
-    /// Runs what resolving a future from outside the loop queued (the task it wakes, and
-    /// what that task's end schedules) now, as the loop's next iteration would, and tells
-    /// the driver when work is left or the timers changed. In debug mode the driver runs
-    /// them in asyncio's own iteration, which reports slow callbacks.
-    pub fn run_ready(&self, py: Python<'_>) {
+    /// Calls `settle`, which resolves one of the loop's futures from outside the loop, and
+    /// runs what that queued (the task it wakes, and what that task's end schedules) now, as
+    /// the loop's next iteration would, and tells the driver when work is left or the timers
+    /// changed; returns what `settle` returned. When nothing else was ready, the woken
+    /// task's step is not queued at all ([`soon::holding`]). In debug mode the driver runs
+    /// the callbacks in asyncio's own iteration, which reports slow callbacks.
+    pub fn settle(&self, py: Python<'_>, settle: impl FnOnce() -> PyResult<()>) -> PyResult<()> {
         let debug = self
             .attr(py, pyo3::intern!(py, "_debug"))
             .and_then(|d| d.is_truthy())
             .unwrap_or(true);
-        if !debug {
-            let ran = self.timers(py).and_then(|before| {
-                soon::drain(self.ready.bind(py), READY_BUDGET)?;
-                self.needs_driver(py, before)
-            });
-            match ran {
-                Ok(false) => return,
-                Ok(true) => {}
-                Err(err) => {
-                    eprintln!("spikard: the asyncio loop failed running its callbacks:");
-                    err.print(py);
+        let mut settled = Ok(());
+        if debug {
+            settled = settle();
+            self.wake.notify_one();
+            return settled;
+        }
+        let ran = self.timers(py).and_then(|before| {
+            let ready = self.ready.bind(py);
+            if ready.len()? == 0 {
+                // The wake-up would be the first callback in the queue: it runs here, after
+                // the future is resolved, rather than be queued and popped at once.
+                let ((), woken) = soon::holding(py, Held::Wakeup, || {
+                    settled = settle();
+                    Ok(())
+                })?;
+                if let Some(step) = woken {
+                    step.run(py)?;
                 }
+            } else {
+                settled = settle();
+            }
+            soon::drain(ready, READY_BUDGET)?;
+            self.needs_driver(py, before)
+        });
+        match ran {
+            Ok(false) => return settled,
+            Ok(true) => {}
+            Err(err) => {
+                eprintln!("spikard: the asyncio loop failed running its callbacks:");
+                err.print(py);
             }
         }
         self.wake.notify_one();
+        settled
     }
 
     /// How many timers the loop holds (`len(loop._scheduled)`).

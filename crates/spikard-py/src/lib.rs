@@ -42,6 +42,7 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<tasks::TaskSet>()?;
     module.add_class::<postgres::PgPool>()?;
     module.add_class::<postgres::PgConnection>()?;
+    module.add_class::<postgres::Acquired>()?;
     module.add_class::<postgres::Transaction>()?;
     module.add_function(wrap_pyfunction!(postgres::_settle, module)?)?;
     exit::register(module)?;

@@ -10,9 +10,10 @@
 //! an exception from the callback goes to the loop's exception handler.
 //!
 //! When the engine starts a task itself, the task's first step is not queued at all
-//! ([`holding_first_step`]): `asyncio.Task()` schedules it with `call_soon` as the last thing
-//! it does and the engine runs it right after, so `call_soon` holds it back rather than build
-//! a handle to be queued and popped again at once.
+//! ([`holding`]): `asyncio.Task()` schedules it with `call_soon` as the last thing it does and
+//! the engine runs it right after, so `call_soon` holds it back rather than build a handle to
+//! be queued and popped again at once. The same goes for the wake-up of a task whose future
+//! the engine resolves while nothing else is ready (a database query's answer).
 
 use crate::context;
 use crate::handler::call_raw;
@@ -175,10 +176,11 @@ fn run_callback<'py>(
     Ok(())
 }
 
-/// A task's step that `call_soon` held back (see [`holding_first_step`]): the step, the
-/// task's context, and the `call_soon` that held it.
+/// A task's step that `call_soon` held back (see [`holding`]): the step (its argument, for a
+/// wake-up), the task's context, and the `call_soon` that held it.
 pub struct Step {
     callback: Py<PyAny>,
+    arg: Option<Py<PyAny>>,
     context: Py<PyAny>,
     soon: Py<CallSoon>,
 }
@@ -188,7 +190,7 @@ impl Step {
     pub fn run(self, py: Python<'_>) -> PyResult<()> {
         run_callback(
             self.callback.bind(py),
-            &[],
+            self.arg.as_slice(),
             self.context.bind(py),
             Some(self.soon.get().event_loop.bind(py)),
             None,
@@ -197,9 +199,37 @@ impl Step {
 
     /// Queues the step after all: something was scheduled after it.
     fn queue(self, py: Python<'_>) -> PyResult<()> {
+        let arg = self.arg.as_ref().map(Py::as_ptr);
         let soon = self.soon.get();
-        soon.push(py, self.callback.bind(py), &[], self.context.into_bound(py))
-            .map(drop)
+        soon.push(
+            py,
+            self.callback.bind(py),
+            arg.as_slice(),
+            self.context.into_bound(py),
+        )
+        .map(drop)
+    }
+}
+
+/// Which task step a hold keeps back. Both are scheduled by C code that discards the handle
+/// `call_soon` returns, so holding one back changes nothing but when it runs.
+#[derive(Clone, Copy)]
+pub enum Held {
+    /// A C Task's first step (`TaskStepMethWrapper`, no arguments), which `asyncio.Task()`
+    /// schedules as the last thing it does.
+    FirstStep,
+    /// A task's wake-up (`task_wakeup`, with the future as its argument), which resolving
+    /// the future it awaits schedules.
+    Wakeup,
+}
+
+impl Held {
+    /// Whether `callback(*args)` is the step this hold keeps back.
+    fn matches(self, callback: &Bound<'_, PyAny>, args: &[*mut ffi::PyObject]) -> bool {
+        match self {
+            Held::FirstStep => args.is_empty() && type_named(callback, c"TaskStepMethWrapper"),
+            Held::Wakeup => args.len() == 1 && is_task_wakeup(callback),
+        }
     }
 }
 
@@ -207,57 +237,130 @@ impl Step {
 enum Holding {
     /// Queues it, as every other callback.
     Off,
-    /// Holds it back while it is the last callback scheduled (`asyncio.Task()` schedules
-    /// its first step last).
-    Armed(Option<Step>),
+    /// Holds back a step of this kind (see [`holding`]).
+    Armed(Held, Option<Step>),
+    /// Inside a hold that holds nothing more: queues every callback.
+    Spent,
+}
+
+impl Holding {
+    /// What `call_soon(callback, *args)` does in this state: whether it holds the callback
+    /// back (as `step`), and the step held before that goes to the queue first.
+    fn schedule(
+        &mut self,
+        callback: &Bound<'_, PyAny>,
+        args: &[*mut ffi::PyObject],
+        step: impl FnOnce() -> Step,
+    ) -> (bool, Option<Step>) {
+        match self {
+            Holding::Off | Holding::Spent => (false, None),
+            Holding::Armed(Held::FirstStep, held) => {
+                if Held::FirstStep.matches(callback, args) {
+                    (true, held.replace(step()))
+                } else {
+                    (false, held.take())
+                }
+            }
+            Holding::Armed(Held::Wakeup, held) => {
+                // Only a wake-up scheduled first, and only while nothing follows it, so that
+                // running it before the queue keeps the order the callbacks were scheduled in.
+                let earlier = held.take();
+                if earlier.is_none() && Held::Wakeup.matches(callback, args) {
+                    *held = Some(step());
+                    (true, None)
+                } else {
+                    *self = Holding::Spent;
+                    (false, earlier)
+                }
+            }
+        }
+    }
+
+    /// The state of a hold of kind `outer` once a hold nested in it ended: a first step can
+    /// still be held (the last one scheduled runs first, as the engine always ran it); a
+    /// wake-up no longer, as callbacks were scheduled before it.
+    fn after_nested(outer: Held) -> Holding {
+        match outer {
+            Held::FirstStep => Holding::Armed(Held::FirstStep, None),
+            Held::Wakeup => Holding::Spent,
+        }
+    }
 }
 
 thread_local! {
     static HOLDING: RefCell<Holding> = const { RefCell::new(Holding::Off) };
 }
 
-/// Runs `make_task` (which calls `asyncio.Task(...)`) with `call_soon` holding back the
-/// task's first step instead of queueing it, and returns it, for the caller to run at once.
+/// Runs `schedule` with `call_soon` holding back a step of kind `held` instead of queueing
+/// it, and returns that step, for the caller to run at once.
 ///
-/// A step is held only while it is the last callback scheduled: when anything else is
-/// scheduled after it (by code that runs during `Task()`, a finalizer, say), it is queued
-/// first, so the ready queue holds what it would have, in the same order, less the step
-/// returned. Returns none, and the caller pops the step from the queue as before, when the
-/// last callback was not a C Task's step (`call_soon` is asyncio's own in debug mode).
-pub fn holding_first_step<T>(
+/// - [`Held::FirstStep`]: the first step of the task that `schedule` makes (`asyncio.Task()`
+///   schedules it last). A step is held only while it is the last callback scheduled: when
+///   anything else is scheduled after it (by code that runs meanwhile, a finalizer, say), it
+///   is queued first, so the ready queue holds what it would have, in the same order, less
+///   the step returned.
+/// - [`Held::Wakeup`]: the wake-up of the task awaiting the future that `schedule` resolves,
+///   when it is the only callback scheduled. Anything scheduled before or after it (another
+///   task awaiting the same future, a done callback) sends it to the queue in its place, so a
+///   caller that holds while the queue is empty runs the callbacks in the order they were
+///   scheduled.
+///
+/// Returns none, and the step is in the queue as before, where none was held (`call_soon` is
+/// asyncio's own in debug mode). When `schedule` fails, a step it held is queued rather than
+/// lost.
+pub fn holding<T>(
     py: Python<'_>,
-    make_task: impl FnOnce() -> PyResult<T>,
+    held: Held,
+    schedule: impl FnOnce() -> PyResult<T>,
 ) -> PyResult<(T, Option<Step>)> {
-    let nested = match HOLDING.with(|h| h.replace(Holding::Armed(None))) {
-        Holding::Off => false,
-        Holding::Armed(outer) => {
-            // A hold inside another one's `Task()`: the outer step is no longer the last.
-            if let Some(step) = outer {
+    let after = match HOLDING.with(|h| h.replace(Holding::Armed(held, None))) {
+        Holding::Off => Holding::Off,
+        Holding::Spent => Holding::Spent,
+        Holding::Armed(outer, step) => {
+            // A hold inside another one's: the outer step is no longer the last.
+            if let Some(step) = step {
                 step.queue(py)?;
             }
-            true
+            Holding::after_nested(outer)
         }
     };
-    let made = make_task();
-    let after = if nested {
-        Holding::Armed(None)
-    } else {
-        Holding::Off
+    let made = schedule();
+    let step = match HOLDING.with(|h| h.replace(after)) {
+        Holding::Armed(_, step) => step,
+        Holding::Off | Holding::Spent => None,
     };
-    let held = match HOLDING.with(|h| h.replace(after)) {
-        Holding::Armed(step) => step,
-        Holding::Off => None,
-    };
-    Ok((made?, held))
+    match made {
+        Ok(made) => Ok((made, step)),
+        Err(err) => {
+            if let Some(step) = step {
+                step.queue(py)?;
+            }
+            Err(err)
+        }
+    }
 }
 
-/// Whether `callback` is the C Task's step (`TaskStepMethWrapper`), which every caller of
-/// `call_soon` with it discards the handle of.
-fn is_task_step(callback: &Bound<'_, PyAny>) -> bool {
+/// Whether `object`'s type is named `name` (its `tp_name`).
+fn type_named(object: &Bound<'_, PyAny>, name: &CStr) -> bool {
     // SAFETY: every type object's `tp_name` is a NUL-terminated string that lives as long as
-    // the type, which `callback` keeps alive.
-    let name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(callback.as_ptr())).tp_name) };
-    name == c"TaskStepMethWrapper"
+    // the type, which `object` keeps alive.
+    unsafe { CStr::from_ptr((*ffi::Py_TYPE(object.as_ptr())).tp_name) == name }
+}
+
+/// Whether `callback` is a task's wake-up: the C function `task_wakeup` bound to the task,
+/// which a future's done callbacks (every caller of `call_soon` with it) schedule and
+/// discard the handle of.
+fn is_task_wakeup(callback: &Bound<'_, PyAny>) -> bool {
+    let ptr = callback.as_ptr();
+    // SAFETY: a builtin function object is a `PyCFunctionObject`, whose method table and
+    // its NUL-terminated name live as long as the function, which `callback` keeps alive.
+    unsafe {
+        if ffi::PyCFunction_Check(ptr) == 0 {
+            return false;
+        }
+        let def = (*ptr.cast::<ffi::PyCFunctionObject>()).m_ml;
+        !def.is_null() && CStr::from_ptr((*def).ml_name) == c"task_wakeup"
+    }
 }
 
 /// `loop.call_soon(callback, *args, context=None)`: queues a [`Handle`] on the loop's ready
@@ -298,7 +401,7 @@ impl CallSoon {
 impl CallSoon {
     /// `call_soon` itself: queues `callback(*args)` in `context` (a copy of the current
     /// context when none) and returns its handle, or holds a task's step back while
-    /// [`holding_first_step`] runs.
+    /// [`holding`] runs.
     fn queue<'py>(
         slf: &Bound<'py, CallSoon>,
         py: Python<'py>,
@@ -310,25 +413,23 @@ impl CallSoon {
             Some(context) if !context.is_none() => context.clone(),
             _ => context::copy(py)?,
         };
-        let step = args.is_empty() && is_task_step(callback);
-        let (holding, earlier) = HOLDING.with(|h| match &mut *h.borrow_mut() {
-            Holding::Off => (false, None),
-            Holding::Armed(held) if step => (
-                true,
-                held.replace(Step {
-                    callback: callback.clone().unbind(),
-                    context: context.clone().unbind(),
-                    soon: slf.clone().unbind(),
-                }),
-            ),
-            Holding::Armed(held) => (true, held.take()),
+        let (hold, earlier) = HOLDING.with(|h| {
+            h.borrow_mut().schedule(callback, args, || Step {
+                callback: callback.clone().unbind(),
+                // SAFETY: the caller's argument, borrowed and alive for the call.
+                arg: args
+                    .first()
+                    .map(|&a| unsafe { Bound::from_borrowed_ptr(py, a) }.unbind()),
+                context: context.clone().unbind(),
+                soon: slf.clone().unbind(),
+            })
         });
-        // A step held before this callback was not the last: it goes first, as it would have.
+        // A step held before this callback: it goes first, as it would have.
         if let Some(earlier) = earlier {
             earlier.queue(py)?;
         }
-        if holding && step {
-            // Held: its caller, C Task code, discards the handle.
+        if hold {
+            // Held: its caller, C Task or Future code, discards the handle.
             return Ok(None);
         }
         slf.get().push(py, callback, args, context).map(Some)
@@ -502,6 +603,36 @@ mod tests {
         global(globals, name)
     }
 
+    /// A module namespace with `asyncio` and a new loop `lp` whose `call_soon` is a
+    /// [`CallSoon`], after running `code` in it.
+    fn engine_loop<'py>(py: Python<'py>, code: &std::ffi::CStr) -> Bound<'py, PyDict> {
+        let globals = PyDict::new(py);
+        run(&globals, c"import asyncio\nlp = asyncio.new_event_loop()\n");
+        run(&globals, code);
+        let lp = global(&globals, "lp");
+        let ready = eval(&globals, c"x = lp._ready", "x");
+        let soon = Bound::new(
+            py,
+            CallSoon::new(lp.clone().unbind(), &ready).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let call_soon = CallSoon::call_soon(&soon).unwrap_or_else(|e| panic!("{e}"));
+        lp.setattr("call_soon", &call_soon)
+            .unwrap_or_else(|e| panic!("{e}"));
+        globals
+    }
+
+    /// The names of the callbacks in `lp`'s ready queue, in order.
+    fn queued(globals: &Bound<'_, PyDict>) -> Vec<String> {
+        eval(
+            globals,
+            c"q = [type(h._callback).__name__ for h in lp._ready]",
+            "q",
+        )
+        .extract()
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// While holding, only a task step scheduled last is held back (a nested hold keeps its
     /// own); every other step and callback is queued, in the order it was scheduled; outside
     /// a hold, steps are queued and `call_soon` returns their handles.
@@ -509,49 +640,27 @@ mod tests {
     fn holding_keeps_the_last_task_step_and_queues_the_rest() {
         Python::initialize();
         Python::attach(|py| {
-            let globals = PyDict::new(py);
-            eval(
-                &globals,
-                c"import asyncio\n\
-                  lp = asyncio.new_event_loop()\n\
-                  ran = []\n\
+            let globals = engine_loop(
+                py,
+                c"ran = []\n\
                   async def step(name):\n    ran.append(name)\n\
                   ",
-                "lp",
             );
-            let lp = eval(&globals, c"x = lp", "x");
-            let ready = eval(&globals, c"x = lp._ready", "x");
-            let soon = Bound::new(
-                py,
-                CallSoon::new(lp.clone().unbind(), &ready).unwrap_or_else(|e| panic!("{e}")),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            let call_soon = CallSoon::call_soon(&soon).unwrap_or_else(|e| panic!("{e}"));
-            lp.setattr("call_soon", &call_soon)
-                .unwrap_or_else(|e| panic!("{e}"));
             let task = |name: &str| {
                 globals
                     .set_item("name", name)
                     .unwrap_or_else(|e| panic!("{e}"));
                 eval(&globals, c"t = asyncio.Task(step(name), loop=lp)", "t")
             };
-            let queued = || -> Vec<String> {
-                eval(
-                    &globals,
-                    c"q = [type(h._callback).__name__ for h in lp._ready]",
-                    "q",
-                )
-                .extract()
-                .unwrap_or_else(|e| panic!("{e}"))
-            };
+            let queued = || queued(&globals);
 
             // In one hold: a task, a nested hold (which keeps its own task's step), another
             // task, a plain callback, a last task. Only the last task's step is held; the
             // others and the callback are queued in the order they were scheduled.
-            let ((first, last), held) = holding_first_step(py, || {
+            let ((first, last), held) = holding(py, Held::FirstStep, || {
                 let first = task("first");
-                let (_, nested) =
-                    holding_first_step(py, || Ok(task("nested"))).unwrap_or_else(|e| panic!("{e}"));
+                let (_, nested) = holding(py, Held::FirstStep, || Ok(task("nested")))
+                    .unwrap_or_else(|e| panic!("{e}"));
                 nested
                     .expect("the nested hold keeps its own step")
                     .run(py)
@@ -609,6 +718,90 @@ mod tests {
                 .extract()
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ran, ["nested", "last", "first", "between", "third"]);
+        });
+    }
+
+    /// A wake-up is held only when it is the one callback its future schedules: with a
+    /// second task awaiting the same future, both are queued in the order they were
+    /// scheduled; a failed resolution queues what it held.
+    #[test]
+    fn holding_keeps_a_lone_wakeup_and_queues_the_rest_in_order() {
+        Python::initialize();
+        Python::attach(|py| {
+            let globals = engine_loop(
+                py,
+                c"woke = []\n\
+                  async def wait(name, fut):\n    woke.append((name, await fut))\n\
+                  one = lp.create_future()\n\
+                  two = lp.create_future()\n\
+                  ",
+            );
+            let woke = || -> Vec<(String, i64)> {
+                eval(&globals, c"x = list(woke)", "x")
+                    .extract()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            };
+            run(
+                &globals,
+                c"a = lp.create_task(wait('a', one))\n\
+                  b = lp.create_task(wait('b', two))\n\
+                  c = lp.create_task(wait('c', two))\n\
+                  lp.run_until_complete(asyncio.sleep(0))\n",
+            );
+            assert!(queued(&globals).is_empty());
+
+            // One task awaits `one`: its wake-up is held, nothing is queued.
+            let one = global(&globals, "one");
+            let ((), held) = holding(py, Held::Wakeup, || {
+                one.call_method1("set_result", (17,)).map(drop)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(queued(&globals).is_empty());
+            held.expect("a lone wake-up is held")
+                .run(py)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(woke(), [("a".to_owned(), 17)]);
+
+            // Two await `two`: neither is held, both are queued in order, and run so.
+            let two = global(&globals, "two");
+            let ((), held) = holding(py, Held::Wakeup, || {
+                two.call_method1("set_result", (29,)).map(drop)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(held.is_none());
+            assert_eq!(
+                queued(&globals),
+                ["builtin_function_or_method", "builtin_function_or_method"]
+            );
+            run(
+                &globals,
+                c"lp.run_until_complete(asyncio.gather(a, b, c))\n",
+            );
+            assert_eq!(
+                woke(),
+                [
+                    ("a".to_owned(), 17),
+                    ("b".to_owned(), 29),
+                    ("c".to_owned(), 29)
+                ]
+            );
+
+            // A resolution that fails after scheduling the wake-up queues it.
+            run(
+                &globals,
+                c"three = lp.create_future()\n\
+                  d = lp.create_task(wait('d', three))\n\
+                  lp.run_until_complete(asyncio.sleep(0))\n",
+            );
+            let three = global(&globals, "three");
+            let failed = holding(py, Held::Wakeup, || {
+                three.call_method1("set_result", (31,))?;
+                Err::<(), _>(PyTypeError::new_err("after the result"))
+            });
+            assert!(failed.is_err());
+            assert_eq!(queued(&globals), ["builtin_function_or_method"]);
+            run(&globals, c"lp.run_until_complete(d); lp.close()\n");
+            assert_eq!(woke().last(), Some(&("d".to_owned(), 31)));
         });
     }
 }

@@ -317,11 +317,11 @@ where
             // `move`: the future is dropped inside, with the GIL, rather than after it, where
             // pyo3 would queue its reference for the next thread that takes the GIL.
             Python::attach(move |py| {
-                if let Err(err) = answer(py, &target.into_bound(py), &shared, done) {
+                let target = target.into_bound(py);
+                if let Err(err) = lp.settle(py, || answer(py, &target, &shared, done)) {
                     eprintln!("spikard: a database result could not be delivered:");
                     err.print(py);
                 }
-                lp.run_ready(py);
             });
         });
         return Ok(future);
@@ -528,7 +528,16 @@ with_statement_methods!(PgPool {
         })
     }
 
-    /// A connection of its own (see `Pool.acquire()`).
+    /// `async with pool.acquire() as conn`: one connection for several statements, given
+    /// back when the block ends.
+    fn acquire(slf: Bound<'_, Self>) -> Acquired {
+        Acquired {
+            pool: slf.unbind(),
+            taken: Mutex::new(None),
+        }
+    }
+
+    /// A connection of its own, until its `release()` (see `acquire()`).
     fn _acquire<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Failure::Closed.into_py(py));
@@ -695,6 +704,53 @@ fn discard(client: Arc<Object>) {
                 });
             }
         }
+    }
+}
+
+/// `pool.acquire()`: an async context manager whose block holds one connection of the pool.
+#[pyclass(module = "spikard._spikard", name = "Acquired", frozen)]
+pub struct Acquired {
+    pool: Py<PgPool>,
+    /// The future `__aenter__` returned (it resolves to the connection), until `__aexit__`.
+    taken: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Acquired {
+    fn __aenter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut taken = self
+            .taken
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("the connection's holder failed"))?;
+        if let Some(earlier) = taken.as_ref() {
+            // One whose wait was cancelled holds nothing.
+            if !earlier.bind(py).call_method0("cancelled")?.is_truthy()? {
+                return Err(PyRuntimeError::new_err(
+                    "this acquire() already holds a connection: call pool.acquire() for another",
+                ));
+            }
+        }
+        let future = self.pool.get()._acquire(py)?;
+        *taken = Some(future.clone().unbind());
+        Ok(future)
+    }
+
+    /// Gives the connection back; an exception from the block propagates.
+    #[pyo3(signature = (_exc_type, _exc, _traceback))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc_type: &Bound<'py, PyAny>,
+        _exc: &Bound<'py, PyAny>,
+        _traceback: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let taken = self.taken.lock().ok().and_then(|mut t| t.take());
+        if let Some(future) = taken {
+            // The block ran, so the future holds the connection.
+            let connection = aio::call_future(future.bind(py), Method::Result, &[])?;
+            connection.cast::<PgConnection>()?.get().release();
+        }
+        aio::ready(py)
     }
 }
 
