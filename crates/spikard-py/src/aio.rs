@@ -410,21 +410,26 @@ impl EngineLoop {
             self.wake.notify_one();
             return settled;
         }
-        let ran = self.timers(py).and_then(|before| {
-            let ready = self.ready.bind(py);
-            if ready.len()? == 0 {
-                // The wake-up would be the first callback in the queue: it runs here, after
-                // the future is resolved, rather than be queued and popped at once.
-                let ((), woken) = soon::holding(py, Held::Wakeup, || {
-                    settled = settle();
-                    Ok(())
-                })?;
-                if let Some(step) = woken {
-                    step.run(py)?;
-                }
-            } else {
+        // The future is resolved whatever else fails here: its task must not wait forever.
+        let ready = self.ready.bind(py);
+        let before = self.timers(py);
+        let woken = if ready.len().is_ok_and(|n| n == 0) {
+            // The wake-up would be the first callback in the queue: it runs here, after the
+            // future is resolved, rather than be queued and popped at once.
+            soon::holding(py, Held::Wakeup, || {
                 settled = settle();
+                Ok(())
+            })
+            .map(|((), woken)| woken)
+        } else {
+            settled = settle();
+            Ok(None)
+        };
+        let ran = woken.and_then(|woken| {
+            if let Some(step) = woken {
+                step.run(py)?;
             }
+            let before = before?;
             soon::drain(ready, READY_BUDGET)?;
             self.needs_driver(py, before)
         });
