@@ -28,9 +28,7 @@ pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
         let source = context::run_in(py, &ctx, || call(handler.func.bind(py), &args))
             .and_then(|r| r)
             .map_err(fail)?;
-        let is_async = source
-            .hasattr(pyo3::intern!(py, "__anext__"))
-            .map_err(fail)?;
+        let is_async = is_async_iterator(&source);
         Ok(EventSource {
             handler: Arc::clone(&handler),
             source: source.unbind(),
@@ -49,6 +47,18 @@ pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
         Some((event, source))
     });
     sse::encoded(events.boxed())
+}
+
+/// Whether `source` is an async iterator: its type has `__anext__` (the slot `async for`
+/// calls). Read off the type rather than with `hasattr`, which for a plain generator builds
+/// and discards an `AttributeError` on every stream.
+fn is_async_iterator(source: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `source` is a live object and the GIL is held; a type's `tp_as_async`, where
+    // set, points to slots that live as long as the type.
+    unsafe {
+        let slots = (*pyo3::ffi::Py_TYPE(source.as_ptr())).tp_as_async;
+        !slots.is_null() && (*slots).am_anext.is_some()
+    }
 }
 
 /// A running generator and the context it runs in.
