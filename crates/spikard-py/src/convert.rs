@@ -470,7 +470,7 @@ fn encode_dict(
 /// reference taken or the type checks of [`encode`] (the usual value of an answer's ids and
 /// counts). A subclass, or an `int` beyond `i64`, goes through [`encode`].
 #[inline(always)]
-fn exact_int(obj: *mut pyo3::ffi::PyObject) -> Option<i64> {
+pub(crate) fn exact_int(obj: *mut pyo3::ffi::PyObject) -> Option<i64> {
     // SAFETY: `obj` is a live object and the GIL is held. For an exact int,
     // PyLong_AsLongLongAndOverflow calls no Python code and sets no exception: a value out
     // of range only sets `overflow`.

@@ -120,6 +120,10 @@ fn numbered(py: Python<'_>, i: usize, err: PyErr) -> PyErr {
 
 /// One Python value as an [`Arg`].
 pub fn read(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Arg> {
+    // The usual parameter first, read in place: an exact `int` that fits 64 bits.
+    if let Some(i) = crate::convert::exact_int(obj.as_ptr()) {
+        return Ok(Arg::Int(i));
+    }
     let py = obj.py();
     if obj.is_none() {
         return Ok(Arg::Null);
@@ -245,6 +249,18 @@ impl Arg {
     }
 
     fn encode(&self, ty: &Type, out: &mut BytesMut) -> Encoded {
+        // The usual pair first: an int for an `integer` or `bigint` (the match below tries
+        // each type in turn).
+        if let Arg::Int(i) = *self {
+            if *ty == Type::INT4 {
+                wire::int4_to_sql(i32::try_from(i).map_err(|_| out_of_range(i, ty))?, out);
+                return Ok(IsNull::No);
+            }
+            if *ty == Type::INT8 {
+                wire::int8_to_sql(i, out);
+                return Ok(IsNull::No);
+            }
+        }
         if let Arg::Null = self {
             return Ok(IsNull::Yes);
         }
