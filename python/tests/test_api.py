@@ -423,6 +423,57 @@ def test_event_streams_in_order_until_a_failure(client: TestClient) -> None:
         ]
 
 
+def test_event_and_response_take_arguments_by_position_or_keyword() -> None:
+    # Both classes are called through their own vectorcall; it must read every way of
+    # passing the arguments as the signature says and refuse the rest as Python does.
+    r = random.Random(7)
+    for _ in range(20):
+        data = {"n": r.randrange(10**6)}
+        name, ident = f"e{r.randrange(100)}", str(r.randrange(100))
+        made = [Event(data, name, ident), Event(data, event=name, id=ident), Event(id=ident, data=data, event=name)]
+        made.append(Event.__new__(Event, data, name, ident))
+        assert {(e.data["n"], e.event, e.id) for e in made} == {(data["n"], name, ident)}
+        plain = Event(data["n"])
+        assert (plain.data, plain.event, plain.id) == (data["n"], None, None)
+        status = r.choice([200, 201, 404, 503])
+        headers = {"x-n": str(data["n"])}
+        for response in (
+            Response(name, status, headers, "text/plain"),
+            Response(content=name, media_type="text/plain", headers=headers, status=status),
+        ):
+            assert (response.content, response.status, response.headers, response.media_type) == (
+                name,
+                status,
+                headers,
+                "text/plain",
+            )
+    empty = Response()
+    assert (empty.content, empty.status, empty.headers, empty.media_type) == (None, 200, {}, None)
+    refused = [
+        ("missing 1 required positional argument: 'data'", lambda: Event()),
+        ("missing 1 required positional argument: 'data'", lambda: Event(event="e")),
+        ("argument 'event': 'int' object is not an instance of 'str'", lambda: Event(1, 2)),
+        ("argument 'id'", lambda: Event(1, id=b"7")),
+        ("unexpected keyword argument 'name'", lambda: Event(1, name="e")),
+        ("multiple values for argument 'event'", lambda: Event(1, "a", event="b")),
+        ("takes from 1 to 3 positional arguments but 4 were given", lambda: Event(1, "a", "b", "c")),
+        ("argument 'status'", lambda: Response("x", "200")),
+        ("argument 'headers'", lambda: Response("x", headers=[("a", "b")])),
+        ("unexpected keyword argument 'media'", lambda: Response(media="text/plain")),
+    ]
+    for message, call in refused:
+        with pytest.raises(TypeError, match=message):
+            call()
+    with pytest.raises(ValueError, match="invalid status 99"):
+        Response(status=99)
+    with pytest.raises(OverflowError):
+        Response(status=70000)
+    with pytest.raises(TypeError, match="takes from 0 to 4 positional arguments but 5 were given"):
+        Response(None, 200, None, None, None)
+    with pytest.raises(TypeError):
+        type("Sub", (Event,), {})
+
+
 def test_websockets(client: TestClient) -> None:
     with connect(f"ws://127.0.0.1:{client.port}/ws/upper") as ws:
         ws.send("abc")

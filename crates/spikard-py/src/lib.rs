@@ -5,6 +5,7 @@ mod aio;
 mod answer;
 mod app;
 mod blocking;
+mod construct;
 mod context;
 pub mod convert;
 mod exit;
@@ -34,6 +35,8 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<app::ServerHandle>()?;
     module.add_class::<response::PyResponse>()?;
     module.add_class::<response::PyEvent>()?;
+    construct::install::<response::PyResponse>(module.py());
+    construct::install::<response::PyEvent>(module.py());
     module.add_class::<upload::PyUploadFile>()?;
     module.add_class::<aio::Completion>()?;
     module.add_class::<soon::Handle>()?;

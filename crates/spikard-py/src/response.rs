@@ -2,6 +2,7 @@
 //! and content type, or the fields of a server-sent event.
 
 use crate::answer::{body_response, AnswerSize};
+use crate::construct::{argument, Construct, Given};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use spikard_core::{sse, HeaderValue, Response, StatusCode};
@@ -60,6 +61,20 @@ impl PyResponse {
     }
 }
 
+impl Construct for PyResponse {
+    const PARAMS: &'static [&'static str] = &["content", "status", "headers", "media_type"];
+    const REQUIRED: usize = 0;
+
+    fn construct(py: Python<'_>, given: &Given<'_>) -> PyResult<Self> {
+        let params = Self::PARAMS;
+        let content = argument(given, params, 0, || None)?;
+        let status = argument(given, params, 1, || 200)?;
+        let headers: Option<Bound<'_, PyDict>> = argument(given, params, 2, || None)?;
+        let media_type = argument(given, params, 3, || None)?;
+        PyResponse::new(content, status, headers.as_ref(), media_type, py)
+    }
+}
+
 impl PyResponse {
     /// The response; `size`: the route's answer size (see [`AnswerSize`]).
     pub fn to_response(&self, py: Python<'_>, size: &AnswerSize) -> PyResult<Response> {
@@ -109,6 +124,19 @@ impl PyEvent {
     #[getter]
     fn data(&self, py: Python<'_>) -> Py<PyAny> {
         self.data.clone_ref(py)
+    }
+}
+
+impl Construct for PyEvent {
+    const PARAMS: &'static [&'static str] = &["data", "event", "id"];
+    const REQUIRED: usize = 1;
+
+    fn construct(py: Python<'_>, given: &Given<'_>) -> PyResult<Self> {
+        let params = Self::PARAMS;
+        let data = argument(given, params, 0, || py.None())?;
+        let event = argument(given, params, 1, || None)?;
+        let id = argument(given, params, 2, || None)?;
+        Ok(PyEvent::new(data, event, id))
     }
 }
 
