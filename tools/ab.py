@@ -3,7 +3,8 @@
 server pinned to CPU 0 (one worker), oha pinned to CPU 1, runs alternating A B A B, every
 answer 2xx or the run is FAILED. Prints requests/s and the server's CPU time per request
 (user + system of its whole process group over the run, / answered requests) with the
-median of the runs, and B's ratio to A.
+median of the runs, and B's ratio to A. `--split` adds each server's user and system time per
+request and how often its threads slept per request (voluntary context switches).
 
     tools/ab.py --a 'OLD/bin/python -m spikard workload_app:app --workers 1 --port {port}' \\
                 --a-cwd OLD_TREE/python \\
@@ -35,19 +36,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process in the group."""
-    total = 0
+def group_usage(pgid: int) -> tuple[float, float, int]:
+    """User and system CPU seconds of every live process in the group, and how many times
+    their threads went to sleep (voluntary context switches). The kernel splits user from
+    system time by where its ticks land, so only their sum is exact."""
+    user = system = sleeps = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            user += int(fields[11])
+            system += int(fields[12])
+            for task in os.listdir(f"/proc/{entry}/task"):
+                for line in Path(f"/proc/{entry}/task/{task}/status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        sleeps += int(line.split()[1])
         except OSError:
             continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    return user / TICK, system / TICK, sleeps
 
 
 def start(command: str, cwd: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -97,14 +106,21 @@ def workload_table() -> dict[str, dict]:
 
 def run(workload: dict, port: int, pgid: int, seconds: float, concurrency: int) -> dict:
     line = ["taskset", "-c", "1", *oha_line(workload, port, ["-z", f"{seconds}s", "-c", str(concurrency)])]
-    cpu = group_cpu(pgid)
+    before = group_usage(pgid)
     report = json.loads(subprocess.run(line, check=True, capture_output=True).stdout)
-    cpu = group_cpu(pgid) - cpu
+    user, system, sleeps = (after - b for after, b in zip(group_usage(pgid), before, strict=True))
     codes = report["statusCodeDistribution"]
     errors = {k: v for k, v in report["errorDistribution"].items() if "deadline" not in k}
-    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    ok = max(sum(v for k, v in codes.items() if k.startswith("2")), 1)
     failed = None if set(codes) <= {"200"} and not errors else f"{codes} {errors}"
-    return {"rps": report["summary"]["requestsPerSec"], "cpu_us": cpu / max(ok, 1) * 1e6, "failed": failed}
+    return {
+        "rps": report["summary"]["requestsPerSec"],
+        "cpu_us": (user + system) / ok * 1e6,
+        "user_us": user / ok * 1e6,
+        "system_us": system / ok * 1e6,
+        "sleeps": sleeps / ok,
+        "failed": failed,
+    }
 
 
 def main() -> None:
@@ -113,6 +129,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also print each server's user and system µs per request and how often it slept per request",
+    )
     parser.add_argument("workloads", nargs="+")
     args = parser.parse_args()
     table = workload_table()
@@ -136,6 +157,13 @@ def main() -> None:
             }
             (ar, ac), (br, bc) = med["a"], med["b"]
             print(f"{name:<20} {ar:>10,.0f} {br:>10,.0f} {br / ar:>6.2f} {ac:>9.1f} {bc:>9.1f} {bc / ac:>6.2f}")
+            if args.split:
+                for key, runs in results.items():
+                    user, system, sleeps = (
+                        statistics.median(r[k] for r in runs) for k in ("user_us", "system_us", "sleeps")
+                    )
+                    split = f"user {user:.1f} µs, system {system:.1f} µs, {sleeps:.2f} sleeps"
+                    print(f"{'':<20} {key.upper()} per request: {split}")
     finally:
         for proc, _ in servers.values():
             os.killpg(proc.pid, signal.SIGTERM)
