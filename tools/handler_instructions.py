@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Counts the instructions of the database handlers' own Python code: what `workload_app.py`'s
 `db`, `queries`, `updates` and `fortunes` run besides awaiting the database (drawing ids with
-`random`, building the argument tuples, the answer's dicts, the fortunes page), on rows like
-those the database returns, with no server, no event loop and no driver.
+`random`, building the argument tuples, the answer's dicts, the fortunes page, and apart the
+page's three parts: escaping, sorting, the rows' cells), on rows like those the database
+returns, with no server, no event loop and no driver.
 
 Each piece runs under valgrind's callgrind twice, `-n` and `2 * n` times; the difference over
 `n` is its user-space instructions per call, start-up cancelled out. Comparing it with the
@@ -11,6 +12,7 @@ cost from the engine's.
 
     tools/handler_instructions.py            # every piece, -n 2000
     tools/handler_instructions.py queries -n 500
+    tools/handler_instructions.py fortunes-escape fortunes-sort fortunes-cells
 
 With `--time`, each piece's CPU time per call instead (the best of five runs of `-n` calls,
 after one run to warm up, the process pinned to CPU 0 with `taskset` as the harness pins the
@@ -48,16 +50,21 @@ PIECES = {
         "numbers = [row['randomNumber'] for row in rows]"
     ),
     "fortunes": "page = wl.fortunes_page(list(fortunes)); answer = wl.html_response(page)",
+    # fortunes_page's three parts on its 13 rows (the 12 fortunes and the one it adds).
+    "fortunes-escape": "escaped = [html.escape(message) for _, message in fortunes13]",
+    "fortunes-sort": "rows = list(fortunes13); rows.sort(key=lambda row: row[1])",
+    "fortunes-cells": "cells = ''.join(f'<tr><td>{id}</td><td>{message}</td></tr>' for id, message in fortunes13)",
     "randint": "random.randint(1, 10_000)",
 }
 
 SETUP = """
-import random, sys
+import html, random, sys
 sys.path.insert(0, {python_dir!r})
 import workload_app as wl
 number = 4242
 rows20 = [(random.randint(1, 10_000),) for _ in range(20)]
 fortunes = {fortunes!r}
+fortunes13 = fortunes + [(0, wl.ADDED_FORTUNE)]
 def piece():
     {body}
 def run(n):
@@ -115,7 +122,7 @@ def main() -> None:
     unknown = set(args.pieces) - set(PIECES)
     if unknown:
         parser.error(f"unknown pieces: {', '.join(sorted(unknown))}")
-    print(f"{'piece':<10} {'µs/call' if args.time else 'instr/call':>11}")
+    print(f"{'piece':<16} {'µs/call' if args.time else 'instr/call':>11}")
     for name in args.pieces or list(PIECES):
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(SETUP.format(python_dir=PYTHON_DIR, fortunes=fortune_rows(), body=PIECES[name]))
@@ -127,7 +134,7 @@ def main() -> None:
                 figure = f"{(twice - once) / args.n:>11,.0f}"
         finally:
             os.unlink(f.name)
-        print(f"{name:<10} {figure}")
+        print(f"{name:<16} {figure}")
 
 
 if __name__ == "__main__":
