@@ -20,6 +20,7 @@ UPDATE_WORLD = (
 )
 SELECT_FORTUNES = "SELECT id, message FROM fortune"
 ADDED_FORTUNE = "Additional fortune added at request time."
+WORLD_IDS = range(1, 10_001)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 _pool: Any = None
@@ -69,17 +70,18 @@ async def one() -> dict:
 
 
 async def many(queries: str | None) -> list:
-    ids = [random.randint(1, 10_000) for _ in range(count(queries))]
+    ids = random.choices(WORLD_IDS, k=count(queries))
     async with (await pool()).acquire() as conn:
         numbers = await _numbers(conn, ids)
     return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
 
 
 async def update(queries: str | None) -> list:
-    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    ids = sorted(random.sample(WORLD_IDS, count(queries)))
     async with (await pool()).acquire() as conn:
         await _numbers(conn, ids)
-        rows = [{"id": id, "randomNumber": random.randint(1, 10_000)} for id in ids]
+        numbers = random.choices(WORLD_IDS, k=len(ids))
+        rows = [{"id": id, "randomNumber": n} for id, n in zip(ids, numbers, strict=True)]
         await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
     return rows
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import html
 import os
 import random
 import re
@@ -34,6 +33,7 @@ import psycopg_pool
 from zlib_ng import zlib_ng
 
 from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile, postgres
+from spikard.templating import Templates
 
 app = Spikard()
 
@@ -371,9 +371,7 @@ async def mixed_async(user_id: int, post: Post, publish: bool = False, notify: b
 DATABASE_URL = os.environ.get("DATABASE_URL")
 POOL_SIZE = 16
 ADDED_FORTUNE = "Additional fortune added at request time."
-FORTUNES_HEAD = (
-    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
-)
+TEMPLATES = Templates(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"))
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 # The engine's pool opens no connection before its first query (in each worker), so it can be
@@ -485,23 +483,27 @@ def count(queries: str | None) -> int:
     return min(max(int(queries), 1), 500)
 
 
+WORLD_IDS = range(1, 10_001)
+
+
 def random_id() -> int:
     return random.randint(1, 10_000)
 
 
+def random_ids(n: int) -> list[int]:
+    """``n`` ids of 1..10000, each drawn on its own (so they may repeat)."""
+    return random.choices(WORLD_IDS, k=n)
+
+
 def updated_rows(ids: list[int]) -> list[dict]:
-    return [{"id": i, "randomNumber": random.randint(1, 10_000)} for i in ids]
+    return [{"id": i, "randomNumber": n} for i, n in zip(ids, random_ids(len(ids)), strict=True)]
 
 
-def fortunes_page(rows: list[tuple[int, str]]) -> str:
+def fortunes_page(rows: list[tuple[int, str]]) -> Response:
+    """The page of the ``fortune`` table's rows and the one added now, sorted by message."""
     rows.append((0, ADDED_FORTUNE))
     rows.sort(key=lambda row: row[1])
-    cells = "".join(f"<tr><td>{id}</td><td>{html.escape(message)}</td></tr>" for id, message in rows)
-    return FORTUNES_HEAD + cells + "</table></body></html>"
-
-
-def html_response(page: str) -> Response:
-    return Response(page, media_type="text/html; charset=utf-8")
+    return TEMPLATES.response("fortunes.html", {"fortunes": rows})
 
 
 SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = $1"
@@ -526,7 +528,7 @@ async def db() -> dict:
 
 @app.get("/queries")
 async def queries(queries: str | None = None) -> list:
-    ids = [random_id() for _ in range(count(queries))]
+    ids = random_ids(count(queries))
     # One query per id, sent together in one pipeline on one connection.
     numbers = numbers_of(ids, await database().fetchmany(SELECT_WORLD, [(id,) for id in ids]))
     return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
@@ -534,7 +536,7 @@ async def queries(queries: str | None = None) -> list:
 
 @app.get("/updates")
 async def updates(queries: str | None = None) -> list:
-    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    ids = sorted(random.sample(WORLD_IDS, count(queries)))
     async with database().acquire() as conn:
         numbers_of(ids, await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids]))
         rows = updated_rows(ids)
@@ -544,7 +546,7 @@ async def updates(queries: str | None = None) -> list:
 
 @app.get("/fortunes")
 async def fortunes() -> Response:
-    return html_response(fortunes_page(await database().fetch(SELECT_FORTUNES)))
+    return fortunes_page(await database().fetch(SELECT_FORTUNES))
 
 
 # -- the same on asyncpg, the peers' driver ------------------------------------------------
@@ -567,7 +569,7 @@ async def asyncpg_db() -> dict:
 @app.get("/asyncpg/queries")
 @needs_database
 async def asyncpg_queries(queries: str | None = None) -> list:
-    ids = [random_id() for _ in range(count(queries))]
+    ids = random_ids(count(queries))
     async with pools["async"].acquire() as conn:
         numbers = await read_numbers(conn, ids)
     return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
@@ -576,7 +578,7 @@ async def asyncpg_queries(queries: str | None = None) -> list:
 @app.get("/asyncpg/updates")
 @needs_database
 async def asyncpg_updates(queries: str | None = None) -> list:
-    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    ids = sorted(random.sample(WORLD_IDS, count(queries)))
     async with pools["async"].acquire() as conn:
         await read_numbers(conn, ids)
         rows = updated_rows(ids)
@@ -589,7 +591,7 @@ async def asyncpg_updates(queries: str | None = None) -> list:
 async def asyncpg_fortunes() -> Response:
     async with pools["async"].acquire() as conn:
         rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
-    return html_response(fortunes_page(rows))
+    return fortunes_page(rows)
 
 
 SYNC_SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = %s"
@@ -618,7 +620,7 @@ def sync_db() -> dict:
 @app.get("/sync/queries", blocking=True)
 @needs_database
 def sync_queries(queries: str | None = None) -> list:
-    ids = [random_id() for _ in range(count(queries))]
+    ids = random_ids(count(queries))
     with pools["sync"].connection() as conn:
         numbers = sync_read_numbers(conn, ids)
     return [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers, strict=True)]
@@ -627,7 +629,7 @@ def sync_queries(queries: str | None = None) -> list:
 @app.get("/sync/updates", blocking=True)
 @needs_database
 def sync_updates(queries: str | None = None) -> list:
-    ids = sorted(random.sample(range(1, 10_001), count(queries)))
+    ids = sorted(random.sample(WORLD_IDS, count(queries)))
     with pools["sync"].connection() as conn:
         sync_read_numbers(conn, ids)
         rows = updated_rows(ids)
@@ -640,4 +642,4 @@ def sync_updates(queries: str | None = None) -> list:
 def sync_fortunes() -> Response:
     with pools["sync"].connection() as conn:
         rows = conn.execute(SELECT_FORTUNES).fetchall()
-    return html_response(fortunes_page(rows))
+    return fortunes_page(rows)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Counts the instructions of the database handlers' own Python code: what `workload_app.py`'s
 `db`, `queries`, `updates` and `fortunes` run besides awaiting the database (drawing ids with
-`random`, building the argument tuples, the answer's dicts, the fortunes page, and apart the
-page's three parts: escaping, sorting, the rows' cells), on rows like those the database
+`random`, building the argument tuples, the answer's dicts, the fortunes page and apart its
+template's render, and the same page written in Python in three parts: escaping, sorting, the
+rows' cells), on rows like those the database
 returns, with no server, no event loop and no driver.
 
 Each piece runs under valgrind's callgrind twice, `-n` and `2 * n` times; the difference over
@@ -40,17 +41,19 @@ SCHEMA = os.path.join(HERE, "db", "schema.sql")
 PIECES = {
     "db": "id = wl.random_id(); answer = {'id': id, 'randomNumber': number}",
     "queries": (
-        "ids = [wl.random_id() for _ in range(wl.count('20'))]; args = [(id,) for id in ids]; "
+        "ids = wl.random_ids(wl.count('20')); args = [(id,) for id in ids]; "
         "numbers = wl.numbers_of(ids, rows20); "
         "answer = [{'id': id, 'randomNumber': n} for id, n in zip(ids, numbers, strict=True)]"
     ),
     "updates": (
-        "ids = sorted(random.sample(range(1, 10_001), wl.count('20'))); "
+        "ids = sorted(random.sample(wl.WORLD_IDS, wl.count('20'))); "
         "args = [(id,) for id in ids]; wl.numbers_of(ids, rows20); rows = wl.updated_rows(ids); "
         "numbers = [row['randomNumber'] for row in rows]"
     ),
-    "fortunes": "page = wl.fortunes_page(list(fortunes)); answer = wl.html_response(page)",
-    # fortunes_page's three parts on its 13 rows (the 12 fortunes and the one it adds).
+    "fortunes": "answer = wl.fortunes_page(list(fortunes))",
+    # The page's template rendered on its 13 rows (the 12 fortunes and the one it adds), sorted.
+    "fortunes-render": "answer = wl.TEMPLATES.response('fortunes.html', {'fortunes': sorted13})",
+    # The page written in Python instead, in three parts: escaping, sorting, the rows' cells.
     "fortunes-escape": "escaped = [html.escape(message) for _, message in fortunes13]",
     "fortunes-sort": "rows = list(fortunes13); rows.sort(key=lambda row: row[1])",
     "fortunes-cells": "cells = ''.join(f'<tr><td>{id}</td><td>{message}</td></tr>' for id, message in fortunes13)",
@@ -65,6 +68,7 @@ number = 4242
 rows20 = [(random.randint(1, 10_000),) for _ in range(20)]
 fortunes = {fortunes!r}
 fortunes13 = fortunes + [(0, wl.ADDED_FORTUNE)]
+sorted13 = sorted(fortunes13, key=lambda row: row[1])
 def piece():
     {body}
 def run(n):
