@@ -9,6 +9,7 @@ import html
 import os
 import random
 import re
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -90,7 +91,7 @@ async def fortunes() -> str:
     async with (await pool()).acquire() as conn:
         rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
     rows.append((0, ADDED_FORTUNE))
-    rows.sort(key=lambda row: row[1])
+    rows.sort(key=itemgetter(1))
     cells = "".join(f"<tr><td>{id}</td><td>{html.escape(message)}</td></tr>" for id, message in rows)
     return (
         "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"

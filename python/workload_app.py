@@ -24,6 +24,7 @@ import random
 import re
 import uuid
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import asyncpg
@@ -502,7 +503,7 @@ def updated_rows(ids: list[int]) -> list[dict]:
 def fortunes_page(rows: list[tuple[int, str]]) -> Response:
     """The page of the ``fortune`` table's rows and the one added now, sorted by message."""
     rows.append((0, ADDED_FORTUNE))
-    rows.sort(key=lambda row: row[1])
+    rows.sort(key=itemgetter(1))
     return TEMPLATES.response("fortunes.html", {"fortunes": rows})
 
 

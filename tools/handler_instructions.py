@@ -55,20 +55,21 @@ PIECES = {
     "fortunes-render": "answer = wl.TEMPLATES.response('fortunes.html', {'fortunes': sorted13})",
     # The page written in Python instead, in three parts: escaping, sorting, the rows' cells.
     "fortunes-escape": "escaped = [html.escape(message) for _, message in fortunes13]",
-    "fortunes-sort": "rows = list(fortunes13); rows.sort(key=lambda row: row[1])",
+    "fortunes-sort": "rows = list(fortunes13); rows.sort(key=itemgetter(1))",
     "fortunes-cells": "cells = ''.join(f'<tr><td>{id}</td><td>{message}</td></tr>' for id, message in fortunes13)",
     "randint": "random.randint(1, 10_000)",
 }
 
 SETUP = """
 import html, random, sys
+from operator import itemgetter
 sys.path.insert(0, {python_dir!r})
 import workload_app as wl
 number = 4242
 rows20 = [(random.randint(1, 10_000),) for _ in range(20)]
 fortunes = {fortunes!r}
 fortunes13 = fortunes + [(0, wl.ADDED_FORTUNE)]
-sorted13 = sorted(fortunes13, key=lambda row: row[1])
+sorted13 = sorted(fortunes13, key=itemgetter(1))
 def piece():
     {body}
 def run(n):
