@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import html
 import os
 import random
 import re
@@ -34,7 +35,6 @@ import psycopg_pool
 from zlib_ng import zlib_ng
 
 from spikard import Event, Form, Path, Query, Response, Spikard, UploadFile, postgres
-from spikard.templating import Templates
 
 app = Spikard()
 
@@ -372,7 +372,9 @@ async def mixed_async(user_id: int, post: Post, publish: bool = False, notify: b
 DATABASE_URL = os.environ.get("DATABASE_URL")
 POOL_SIZE = 16
 ADDED_FORTUNE = "Additional fortune added at request time."
-TEMPLATES = Templates(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"))
+FORTUNES_HEAD = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
+)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 # The engine's pool opens no connection before its first query (in each worker), so it can be
@@ -500,11 +502,15 @@ def updated_rows(ids: list[int]) -> list[dict]:
     return [{"id": i, "randomNumber": n} for i, n in zip(ids, random_ids(len(ids)), strict=True)]
 
 
-def fortunes_page(rows: list[tuple[int, str]]) -> Response:
-    """The page of the ``fortune`` table's rows and the one added now, sorted by message."""
+def fortunes_page(rows: list[tuple[int, str]]) -> str:
     rows.append((0, ADDED_FORTUNE))
     rows.sort(key=itemgetter(1))
-    return TEMPLATES.response("fortunes.html", {"fortunes": rows})
+    cells = "".join(f"<tr><td>{id}</td><td>{html.escape(message)}</td></tr>" for id, message in rows)
+    return FORTUNES_HEAD + cells + "</table></body></html>"
+
+
+def html_response(page: str) -> Response:
+    return Response(page, media_type="text/html; charset=utf-8")
 
 
 SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = $1"
@@ -547,7 +553,7 @@ async def updates(queries: str | None = None) -> list:
 
 @app.get("/fortunes")
 async def fortunes() -> Response:
-    return fortunes_page(await database().fetch(SELECT_FORTUNES))
+    return html_response(fortunes_page(await database().fetch(SELECT_FORTUNES)))
 
 
 # -- the same on asyncpg, the peers' driver ------------------------------------------------
@@ -592,7 +598,7 @@ async def asyncpg_updates(queries: str | None = None) -> list:
 async def asyncpg_fortunes() -> Response:
     async with pools["async"].acquire() as conn:
         rows = [tuple(row) for row in await conn.fetch(SELECT_FORTUNES)]
-    return fortunes_page(rows)
+    return html_response(fortunes_page(rows))
 
 
 SYNC_SELECT_WORLD = "SELECT randomnumber FROM world WHERE id = %s"
@@ -643,4 +649,4 @@ def sync_updates(queries: str | None = None) -> list:
 def sync_fortunes() -> Response:
     with pools["sync"].connection() as conn:
         rows = conn.execute(SELECT_FORTUNES).fetchall()
-    return fortunes_page(rows)
+    return html_response(fortunes_page(rows))

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Counts the instructions of the database handlers' own Python code: what `workload_app.py`'s
 `db`, `queries`, `updates` and `fortunes` run besides awaiting the database (drawing ids with
-`random`, building the argument tuples, the answer's dicts, the fortunes page and apart its
-template's render, and the same page written in Python in three parts: escaping, sorting, the
-rows' cells), on rows like those the database
+`random`, building the argument tuples, the answer's dicts, the fortunes page, and apart the
+page's three parts: escaping, sorting, the rows' cells), on rows like those the database
 returns, with no server, no event loop and no driver.
 
 Each piece runs under valgrind's callgrind twice, `-n` and `2 * n` times; the difference over
@@ -50,10 +49,8 @@ PIECES = {
         "args = [(id,) for id in ids]; wl.numbers_of(ids, rows20); rows = wl.updated_rows(ids); "
         "numbers = [row['randomNumber'] for row in rows]"
     ),
-    "fortunes": "answer = wl.fortunes_page(list(fortunes))",
-    # The page's template rendered on its 13 rows (the 12 fortunes and the one it adds), sorted.
-    "fortunes-render": "answer = wl.TEMPLATES.response('fortunes.html', {'fortunes': sorted13})",
-    # The page written in Python instead, in three parts: escaping, sorting, the rows' cells.
+    "fortunes": "page = wl.fortunes_page(list(fortunes)); answer = wl.html_response(page)",
+    # fortunes_page's three parts on its 13 rows (the 12 fortunes and the one it adds).
     "fortunes-escape": "escaped = [html.escape(message) for _, message in fortunes13]",
     "fortunes-sort": "rows = list(fortunes13); rows.sort(key=itemgetter(1))",
     "fortunes-cells": "cells = ''.join(f'<tr><td>{id}</td><td>{message}</td></tr>' for id, message in fortunes13)",
@@ -69,7 +66,6 @@ number = 4242
 rows20 = [(random.randint(1, 10_000),) for _ in range(20)]
 fortunes = {fortunes!r}
 fortunes13 = fortunes + [(0, wl.ADDED_FORTUNE)]
-sorted13 = sorted(fortunes13, key=itemgetter(1))
 def piece():
     {body}
 def run(n):

@@ -1,8 +1,6 @@
 """The engine side of spikard (a Rust extension module)."""
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from os import PathLike
-from pathlib import Path
 from typing import Any, Self, final
 
 from typing_extensions import disjoint_base
@@ -207,31 +205,3 @@ class Transaction:
     def __aexit__(self, exc_type: Any, _exc: Any, _traceback: Any) -> Awaitable[None]: ...
 
 def _settle(future: Any, value: Any, error: Any) -> None: ...
-
-class TemplateError(Exception):
-    """A template that could not be read, parsed or rendered."""
-
-class TemplateNotFound(TemplateError):
-    """No template of that name in the templates' directory."""
-
-@final
-class Templates:
-    """``Templates(directory)``: the Jinja templates in ``directory``, rendered by MiniJinja."""
-
-    def __new__(cls, directory: str | PathLike[str]) -> Templates: ...
-    @property
-    def directory(self) -> Path: ...
-    def render(self, name: str, context: dict[str, Any] | None = None, /, **values: Any) -> str:
-        """The template ``name`` rendered with ``context`` and ``values`` (which win), as a str."""
-    def response(
-        self,
-        name: str,
-        context: dict[str, Any] | None = None,
-        /,
-        *,
-        status: int = 200,
-        headers: dict[str, str] | None = None,
-        media_type: str | None = None,
-    ) -> Response:
-        """A :class:`Response` of the rendered template, ``text/html; charset=utf-8`` unless
-        ``media_type`` says otherwise."""

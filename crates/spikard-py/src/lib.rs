@@ -15,7 +15,6 @@ mod response;
 mod soon;
 mod stream;
 mod tasks;
-mod templates;
 #[cfg(test)]
 mod test_support;
 mod upload;
@@ -49,13 +48,6 @@ fn _spikard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<postgres::Acquired>()?;
     module.add_class::<postgres::Transaction>()?;
     module.add_function(wrap_pyfunction!(postgres::_settle, module)?)?;
-    module.add_class::<templates::PyTemplates>()?;
-    let py = module.py();
-    module.add("TemplateError", py.get_type::<templates::TemplateError>())?;
-    module.add(
-        "TemplateNotFound",
-        py.get_type::<templates::TemplateNotFound>(),
-    )?;
     exit::register(module)?;
     Ok(())
 }

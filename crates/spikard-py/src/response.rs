@@ -23,7 +23,7 @@ pub struct PyResponse {
 impl PyResponse {
     #[new]
     #[pyo3(signature = (content=None, status=200, headers=None, media_type=None))]
-    pub(crate) fn new(
+    fn new(
         content: Option<Py<PyAny>>,
         status: u16,
         headers: Option<&Bound<'_, PyDict>>,
