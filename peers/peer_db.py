@@ -83,7 +83,7 @@ async def update(queries: str | None) -> list:
         await _numbers(conn, ids)
         numbers = random.choices(WORLD_IDS, k=len(ids))
         rows = [{"id": id, "randomNumber": n} for id, n in zip(ids, numbers, strict=True)]
-        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+        await conn.execute(UPDATE_WORLD, ids, numbers)
     return rows
 
 

@@ -498,8 +498,8 @@ def random_ids(n: int) -> list[int]:
     return random.choices(WORLD_IDS, k=n)
 
 
-def updated_rows(ids: list[int]) -> list[dict]:
-    return [{"id": i, "randomNumber": n} for i, n in zip(ids, random_ids(len(ids)), strict=True)]
+def updated_rows(ids: list[int], numbers: list[int]) -> list[dict]:
+    return [{"id": i, "randomNumber": n} for i, n in zip(ids, numbers, strict=True)]
 
 
 def fortunes_page(rows: list[tuple[int, str]]) -> str:
@@ -546,8 +546,9 @@ async def updates(queries: str | None = None) -> list:
     ids = sorted(random.sample(WORLD_IDS, count(queries)))
     async with database().acquire() as conn:
         numbers_of(ids, await conn.fetchmany(SELECT_WORLD, [(id,) for id in ids]))
-        rows = updated_rows(ids)
-        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+        numbers = random_ids(len(ids))
+        rows = updated_rows(ids, numbers)
+        await conn.execute(UPDATE_WORLD, ids, numbers)
     return rows
 
 
@@ -588,8 +589,9 @@ async def asyncpg_updates(queries: str | None = None) -> list:
     ids = sorted(random.sample(WORLD_IDS, count(queries)))
     async with pools["async"].acquire() as conn:
         await read_numbers(conn, ids)
-        rows = updated_rows(ids)
-        await conn.execute(UPDATE_WORLD, ids, [row["randomNumber"] for row in rows])
+        numbers = random_ids(len(ids))
+        rows = updated_rows(ids, numbers)
+        await conn.execute(UPDATE_WORLD, ids, numbers)
     return rows
 
 
@@ -639,8 +641,9 @@ def sync_updates(queries: str | None = None) -> list:
     ids = sorted(random.sample(WORLD_IDS, count(queries)))
     with pools["sync"].connection() as conn:
         sync_read_numbers(conn, ids)
-        rows = updated_rows(ids)
-        conn.execute(SYNC_UPDATE_WORLD, (ids, [row["randomNumber"] for row in rows]), prepare=True)
+        numbers = random_ids(len(ids))
+        rows = updated_rows(ids, numbers)
+        conn.execute(SYNC_UPDATE_WORLD, (ids, numbers), prepare=True)
     return rows
 
 

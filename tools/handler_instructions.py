@@ -46,8 +46,8 @@ PIECES = {
     ),
     "updates": (
         "ids = sorted(random.sample(wl.WORLD_IDS, wl.count('20'))); "
-        "args = [(id,) for id in ids]; wl.numbers_of(ids, rows20); rows = wl.updated_rows(ids); "
-        "numbers = [row['randomNumber'] for row in rows]"
+        "args = [(id,) for id in ids]; wl.numbers_of(ids, rows20); numbers = wl.random_ids(len(ids)); "
+        "rows = wl.updated_rows(ids, numbers)"
     ),
     "fortunes": "page = wl.fortunes_page(list(fortunes)); answer = wl.html_response(page)",
     # fortunes_page's three parts on its 13 rows (the 12 fortunes and the one it adds).
