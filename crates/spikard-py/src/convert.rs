@@ -7,7 +7,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDate, PyDict, PyFloat, PyInt, PyList, PyString, PyTime, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList,
+    PyString, PyTime, PyTimeAccess, PyTuple, PyTzInfoAccess,
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
@@ -387,7 +388,13 @@ fn encode_other(
         write_str(out, text);
         return Ok(());
     }
-    // Dates, times and date-times by type check: asking other objects for `isoformat`
+    // The datetime module's own dates, and its date-times and times without a `tzinfo`:
+    // written from their fields as `isoformat` writes them, without its call and the
+    // `printf` formatting behind it.
+    if write_iso(out, obj) {
+        return Ok(());
+    }
+    // Other dates, times and date-times by type check: asking other objects for `isoformat`
     // would raise (and format) an AttributeError each time.
     if obj.is_instance_of::<PyDate>() || obj.is_instance_of::<PyTime>() {
         let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
@@ -418,6 +425,87 @@ fn encode_other(
             .map(|n| n.to_string())
             .unwrap_or_default()
     )))
+}
+
+/// `obj.isoformat()` as a JSON string, for an exact `datetime.date`, and an exact
+/// `datetime.datetime` or `datetime.time` without a `tzinfo` (whose `isoformat` would ask it
+/// for its offset); false, with nothing written, for anything else. `YYYY-MM-DD`,
+/// `HH:MM:SS` and the two joined by `T`, with `.ffffff` when the microseconds are not zero,
+/// as `isoformat()` writes them.
+fn write_iso(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> bool {
+    fn date(text: &mut [u8], year: i32, month: u8, day: u8) -> usize {
+        // `isoformat` writes the year with `%04d`; a date's year is 1..=9999.
+        let year = year.clamp(0, 9999) as u32;
+        digits(&mut text[..4], year);
+        text[4] = b'-';
+        digits(&mut text[5..7], u32::from(month));
+        text[7] = b'-';
+        digits(&mut text[8..10], u32::from(day));
+        10
+    }
+    fn time(text: &mut [u8], hour: u8, minute: u8, second: u8, micro: u32) -> usize {
+        digits(&mut text[..2], u32::from(hour));
+        text[2] = b':';
+        digits(&mut text[3..5], u32::from(minute));
+        text[5] = b':';
+        digits(&mut text[6..8], u32::from(second));
+        if micro == 0 {
+            return 8;
+        }
+        text[8] = b'.';
+        digits(&mut text[9..15], micro);
+        15
+    }
+    // The last `text.len()` decimal digits of `n`, zero-padded.
+    fn digits(text: &mut [u8], mut n: u32) {
+        for digit in text.iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    // "YYYY-MM-DDTHH:MM:SS.ffffff" and its quotes.
+    let mut text = [0u8; 28];
+    text[0] = b'"';
+    let len = if obj.is_exact_instance_of::<PyDate>() {
+        // SAFETY: checked just above.
+        let d = unsafe { obj.cast_unchecked::<PyDate>() };
+        date(&mut text[1..], d.get_year(), d.get_month(), d.get_day())
+    } else if obj.is_exact_instance_of::<PyDateTime>() {
+        // SAFETY: checked just above.
+        let dt = unsafe { obj.cast_unchecked::<PyDateTime>() };
+        if dt.get_tzinfo().is_some() {
+            return false;
+        }
+        let n = date(&mut text[1..], dt.get_year(), dt.get_month(), dt.get_day());
+        text[1 + n] = b'T';
+        let t = &mut text[2 + n..];
+        n + 1
+            + time(
+                t,
+                dt.get_hour(),
+                dt.get_minute(),
+                dt.get_second(),
+                dt.get_microsecond(),
+            )
+    } else if obj.is_exact_instance_of::<PyTime>() {
+        // SAFETY: checked just above.
+        let t = unsafe { obj.cast_unchecked::<PyTime>() };
+        if t.get_tzinfo().is_some() {
+            return false;
+        }
+        time(
+            &mut text[1..],
+            t.get_hour(),
+            t.get_minute(),
+            t.get_second(),
+            t.get_microsecond(),
+        )
+    } else {
+        return false;
+    };
+    text[1 + len] = b'"';
+    out.extend_from_slice(&text[..len + 2]);
+    true
 }
 
 /// A dict as a JSON object (see [`encode`]): out of line, so that the stack each level of
@@ -1011,6 +1099,43 @@ answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
                     r#"{"outer":"{\"inner\":[1,\"x\"],\"key\":1}","key":3,"more":[{"key":"{\"inner\":[2,\"x\"],\"key\":2}"}]}"#
                 );
             }
+        });
+    }
+
+    /// Dates, date-times and times written from their fields read as `isoformat()` does; a
+    /// subclass's own `isoformat` and an aware value's offset still count.
+    #[test]
+    fn dates_and_times_are_written_as_isoformat_writes_them() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = cr#"
+import datetime as dt, json, random
+rng = random.Random(20261208)
+class Day(dt.date):
+    def isoformat(self):
+        return 'day ' + super().isoformat()
+zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+values = [dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(999, 3, 4),
+          dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+          dt.datetime(2024, 2, 29, 0, 0, 0, 1), dt.time(0, 0), dt.time(23, 59, 59, 999999),
+          dt.time(7, 8, 9, 10), dt.datetime(2024, 5, 6, 7, 8, 9, fold=1),
+          dt.datetime(2024, 5, 6, 7, 8, 9, 500, tzinfo=zone), dt.time(1, 2, 3, tzinfo=dt.timezone.utc),
+          Day(2024, 1, 15)]
+for _ in range(2000):
+    day = dt.date.fromordinal(rng.randrange(1, dt.date.max.toordinal() + 1))
+    micro = rng.choice([0, rng.randrange(1, 1000000)])
+    moment = dt.datetime.combine(day, dt.time(rng.randrange(24), rng.randrange(60), rng.randrange(60), micro))
+    values += [day, moment, moment.time()]
+answer = {'values': values, 'day': values[0]}
+expected = json.dumps({'values': [v.isoformat() for v in values], 'day': values[0].isoformat()},
+                      separators=(',', ':'))
+"#;
+            let globals = PyDict::new(py);
+            run(&globals, code);
+            let ours = py_to_json(&global(&globals, "answer")).unwrap_or_else(|e| panic!("{e}"));
+            let expected: String = global(&globals, "expected").extract().unwrap_or_default();
+            assert!(expected.contains("\"day 2024-01-15\"") && expected.contains("+05:30"));
+            assert_eq!(String::from_utf8_lossy(&ours), expected);
         });
     }
 
