@@ -36,6 +36,7 @@ pub async fn respond(handler: Arc<PyHandler>, mut req: Request) -> Response {
             is_async,
             pending: None,
             finished: false,
+            batch: FIRST_BATCH,
         })
     });
     let source = match started {
@@ -70,6 +71,9 @@ struct EventSource {
     /// The task pulling the next item of an async generator, while it waits.
     pending: Option<Py<PyAny>>,
     finished: bool,
+    /// What an inline batch's buffer starts with: the size of the batch before it (a
+    /// stream's events are mostly alike), so that it is not grown by doubling event by event.
+    batch: usize,
 }
 
 /// The next item of a stream: one or more events in wire format, or `None` at its end (or on
@@ -83,6 +87,9 @@ type Item = Option<Bytes>;
 const BATCH_EVENTS: usize = 16;
 const BATCH_BYTES: usize = 16 * 1024;
 const BATCH_TIME: Duration = Duration::from_micros(100);
+/// The buffer of a stream's first batch, and of an event on its own.
+const FIRST_BATCH: usize = 512;
+const ONE_EVENT: usize = 128;
 
 impl EventSource {
     async fn next(&mut self) -> Item {
@@ -110,8 +117,9 @@ impl EventSource {
     /// logged), and whether the stream ended with it.
     fn next_inline(&mut self) -> (Item, bool) {
         let handler = &self.handler;
-        Python::attach(|py| {
-            let mut out = Vec::new();
+        let capacity = self.batch;
+        let (item, ended) = Python::attach(|py| {
+            let mut out = Vec::with_capacity(capacity);
             let mut ended = false;
             let started = Instant::now();
             let pulled = context::run_in(py, self.ctx.bind(py), || {
@@ -149,7 +157,12 @@ impl EventSource {
             let item = (!out.is_empty()).then(|| Bytes::from(out));
             let ended = ended || item.is_none();
             (item, ended)
-        })
+        });
+        if let Some(item) = &item {
+            // The next batch's buffer: this one's size, within what a batch can come to.
+            self.batch = item.len().clamp(ONE_EVENT, BATCH_BYTES);
+        }
+        (item, ended)
     }
 
     /// The next event of a generator pulled on the thread pool (`blocking=True`): one at a
@@ -269,7 +282,7 @@ fn next_of<'py>(py: Python<'py>, source: &Py<PyAny>) -> PyResult<Option<Bound<'p
 
 /// An item of the stream (an `Event`, or data) in wire format, on its own.
 fn encode_item(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(ONE_EVENT);
     write_item(&mut out, item)?;
     Ok(out.into())
 }
