@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList,
-    PyString, PyTime, PyTimeAccess, PyTuple, PyTzInfoAccess,
+    PyString, PyTime, PyTimeAccess, PyTuple, PyType, PyTzInfoAccess,
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
@@ -18,9 +18,8 @@ use std::fmt;
 /// Python objects looked up once per interpreter.
 pub struct Cached {
     pub uuid_class: Py<PyAny>,
-    /// `object.__new__` and `uuid.SafeUUID.unknown`: a UUID is built the way
-    /// `uuid.UUID(int=…)` builds it, without running its Python `__init__`.
-    object_new: Py<PyAny>,
+    /// `uuid.SafeUUID.unknown`: a UUID is built the way `uuid.UUID(int=…)` builds it,
+    /// without running its Python `__init__`.
     safe_unknown: Py<PyAny>,
     /// `msgspec.json.encode`, for answers that are (or hold) dataclasses, Structs and the like.
     pub encode: Option<Py<PyAny>>,
@@ -36,11 +35,6 @@ pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
             .getattr("SafeUUID")?
             .getattr("unknown")?
             .unbind();
-        let object_new = py
-            .import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")?
-            .unbind();
         let msgspec = py.import("msgspec").ok();
         let lookup = |path: &[&str]| {
             let mut obj = msgspec.clone()?.into_any();
@@ -51,7 +45,6 @@ pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
         };
         Ok(Cached {
             uuid_class,
-            object_new,
             safe_unknown,
             encode: lookup(&["json", "encode"]),
         })
@@ -173,13 +166,19 @@ fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
 
 /// A `uuid.UUID` with the slots `uuid.UUID(int=…)` sets (`int`, `is_safe`), set directly:
 /// `UUID.__setattr__` refuses every assignment, so the generic setter is used, as
-/// `__init__`'s own `object.__setattr__` does.
+/// `__init__`'s own `object.__setattr__` does. The object is allocated by the class's
+/// `tp_alloc`, which is all `object.__new__(UUID)` does for a class that is not abstract,
+/// without the call's argument tuple.
 pub fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, PyAny>> {
     let cached = cached(py)?;
-    let obj = cached
-        .object_new
-        .bind(py)
-        .call1((cached.uuid_class.bind(py),))?;
+    let class = cached.uuid_class.bind(py).cast::<PyType>()?;
+    let ty = class.as_type_ptr();
+    // SAFETY: `ty` is a live type object; its `tp_alloc` (inherited from `object`, filled in
+    // by `PyType_Ready`) returns a new reference or NULL with an exception set.
+    let obj = unsafe {
+        let alloc = (*ty).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+        Bound::from_owned_ptr_or_err(py, alloc(ty, 0))?
+    };
     let int = u.as_u128().into_pyobject(py)?;
     for (name, value) in [
         (pyo3::intern!(py, "int"), int.as_any()),
@@ -1173,6 +1172,14 @@ expected = json.dumps({'values': [v.isoformat() for v in values], 'day': values[
             let is_safe = |o: &Bound<'_, PyAny>| o.getattr("is_safe").map(|v| v.to_string()).ok();
             assert_eq!(is_safe(&ours), is_safe(&theirs));
             assert!(ours.setattr("int", 1).is_err(), "a UUID stays immutable");
+            let tracked = |o: &Bound<'_, PyAny>| {
+                py.import("gc")
+                    .and_then(|gc| gc.call_method1("is_tracked", (o,)))
+                    .map(|t| t.to_string())
+                    .ok()
+            };
+            assert_eq!(tracked(&ours), tracked(&theirs));
+            assert_eq!(tracked(&ours).as_deref(), Some("True"));
             let list = PyList::new(py, [&ours, &theirs]).unwrap_or_else(|e| panic!("{e}"));
             let json = py_to_json(&list).unwrap_or_default();
             assert_eq!(json, format!("[\"{u}\",\"{u}\"]").into_bytes());
