@@ -64,6 +64,19 @@ def make_app() -> Spikard:
     ) -> dict:
         return {"when": when.isoformat(), "ids": ids, "csv": csv, "mode": mode, "maybe": maybe, "renamed": renamed}
 
+    @app.get("/echo/{u}/{d}")
+    def echo_values(u: uuid.UUID, d: datetime.date, when: datetime.datetime, micro: int = 0) -> dict:
+        naive = when.replace(tzinfo=None, microsecond=micro)
+        return {
+            "u": u,
+            "d": d,
+            "naive": naive,
+            "aware": when,
+            "time": naive.time(),
+            "local": naive.time().replace(tzinfo=datetime.timezone(datetime.timedelta(hours=-3))),
+            "nested": [(d, u)],
+        }
+
     @app.get("/header")
     def header(x_token: Annotated[str, Header()], x_count: int = Header(0)) -> dict:
         return {"token": x_token, "count": x_count}
@@ -244,6 +257,30 @@ def test_query_types_lists_enums_aliases(client: TestClient) -> None:
     assert body["ids"] == [] and body["mode"] == "a" and body["maybe"] is None and body["renamed"] == "dflt"
     errors = client.get("/query?ids=x&mode=c").json()["errors"]
     assert [e["loc"] for e in errors] == [["query", "when"], ["query", "ids", 0], ["query", "mode"]]
+
+
+def test_answers_write_uuids_dates_and_times_as_str_and_isoformat(client: TestClient) -> None:
+    rng = random.Random(1208)
+    for _ in range(30):
+        u = uuid.UUID(int=rng.getrandbits(128))
+        d = datetime.date.fromordinal(rng.randrange(1, datetime.date.max.toordinal() + 1))
+        offset = datetime.timezone(datetime.timedelta(minutes=rng.randrange(-720, 720)))
+        when = datetime.datetime(rng.randrange(1, 10_000), rng.randrange(1, 13), rng.randrange(1, 29), tzinfo=offset)
+        when += datetime.timedelta(seconds=rng.randrange(86_400))
+        micro = rng.choice([0, rng.randrange(1, 1_000_000)])
+        naive = when.replace(tzinfo=None, microsecond=micro)
+        local = naive.time().replace(tzinfo=datetime.timezone(datetime.timedelta(hours=-3)))
+        reply = client.get(f"/echo/{u}/{d.isoformat()}", params={"when": when.isoformat(), "micro": micro})
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {
+            "u": str(u),
+            "d": d.isoformat(),
+            "naive": naive.isoformat(),
+            "aware": when.isoformat(),
+            "time": naive.time().isoformat(),
+            "local": local.isoformat(),
+            "nested": [[d.isoformat(), str(u)]],
+        }
 
 
 def test_headers(client: TestClient) -> None:
