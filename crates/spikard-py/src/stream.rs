@@ -87,8 +87,10 @@ type Item = Option<Bytes>;
 const BATCH_EVENTS: usize = 16;
 const BATCH_BYTES: usize = 16 * 1024;
 const BATCH_TIME: Duration = Duration::from_micros(100);
-/// The buffer of a stream's first batch, and of an event on its own.
+/// The buffer a stream's first batch starts with.
 const FIRST_BATCH: usize = 512;
+/// The buffer an event sent on its own (from an async or blocking generator) starts with,
+/// and the least a batch's buffer starts with.
 const ONE_EVENT: usize = 128;
 
 impl EventSource {
