@@ -146,10 +146,10 @@ unsafe fn filled<'py>(
 }
 
 /// A Python `str` of `text`: ASCII text (most parameter values) is copied straight into a
-/// new compact string, without UTF-8 decoding.
+/// new compact string, without UTF-8 decoding; other text is laid out by [`unicode_to_py`].
 fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     if !text.is_ascii() {
-        return Ok(PyString::new(py, text).into_any());
+        return unicode_to_py(py, text);
     }
     // SAFETY: the GIL is held; `PyUnicode_New(n, 127)` returns a compact ASCII string with
     // room for `n` one-byte characters, or NULL with an exception set; it is filled before
@@ -159,6 +159,44 @@ fn str_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
         if !obj.is_null() {
             let data = pyo3::ffi::PyUnicode_DATA(obj).cast::<u8>();
             std::ptr::copy_nonoverlapping(text.as_ptr(), data, text.len());
+        }
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// A Python `str` of non-ASCII `text`, written as the units of the narrowest kind its
+/// largest character fits (one, two or four bytes), as CPython's own decoder lays it out, but
+/// without its general machinery: one pass to count the characters and find the largest,
+/// one to write them. `text` is valid UTF-8, so it holds no surrogate.
+fn unicode_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let (count, max) = text
+        .chars()
+        .fold((0usize, 0u32), |(n, max), c| (n + 1, max.max(c as u32)));
+    // SAFETY: the GIL is held; `PyUnicode_New(count, max)` returns a compact string of
+    // `count` units of the kind `max` needs (1 byte up to U+00FF, 2 up to U+FFFF, else 4),
+    // or NULL with an exception set; every unit is written, each character fitting its
+    // kind, before anything else sees it. `max` is the text's largest character, so the
+    // string is in CPython's canonical form.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(count as pyo3::ffi::Py_ssize_t, max as _);
+        if !obj.is_null() {
+            let data = pyo3::ffi::PyUnicode_DATA(obj);
+            if max < 0x100 {
+                let units = std::slice::from_raw_parts_mut(data.cast::<u8>(), count);
+                for (unit, c) in units.iter_mut().zip(text.chars()) {
+                    *unit = c as u8;
+                }
+            } else if max < 0x1_0000 {
+                let units = std::slice::from_raw_parts_mut(data.cast::<u16>(), count);
+                for (unit, c) in units.iter_mut().zip(text.chars()) {
+                    *unit = c as u16;
+                }
+            } else {
+                let units = std::slice::from_raw_parts_mut(data.cast::<u32>(), count);
+                for (unit, c) in units.iter_mut().zip(text.chars()) {
+                    *unit = c as u32;
+                }
+            }
         }
         Bound::from_owned_ptr_or_err(py, obj)
     }
@@ -1097,6 +1135,51 @@ answer = {'outer': Stamp(1), 'key': 3, 'more': [{'key': Stamp(2)}]}
                     String::from_utf8_lossy(&ours),
                     r#"{"outer":"{\"inner\":[1,\"x\"],\"key\":1}","key":3,"more":[{"key":"{\"inner\":[2,\"x\"],\"key\":2}"}]}"#
                 );
+            }
+        });
+    }
+
+    /// Non-ASCII parameter text comes out as the `str` CPython's decoder makes of it: the
+    /// same characters in the same kind of string (strings of different kinds never compare
+    /// equal), for text whose largest character needs one, two or four bytes.
+    #[test]
+    fn parameter_text_is_the_str_python_makes() {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = cr#"
+import random, sys
+rng = random.Random(1208)
+ranges = [(0x80, 0xFF), (0x100, 0x7FF), (0x800, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF), (0x20, 0x7E)]
+texts = ['\u00e9', 'caf\u00e9s', '\u20ac', '\U0001f600', 'a\U0001f600\u00e9', '\u00ff', '\u0100', '\uffff',
+         '\U00010000', '\U0010ffff', '\u00e9' * 300]
+for _ in range(3000):
+    picks = rng.sample(ranges, rng.randint(1, 3))
+    texts.append(''.join(chr(rng.randint(*rng.choice(picks))) for _ in range(rng.randint(1, 40))))
+texts = [t for t in texts if not t.isascii()]
+sizes = [sys.getsizeof(t) for t in texts]
+"#;
+            let globals = PyDict::new(py);
+            run(&globals, code);
+            let texts = global(&globals, "texts");
+            let sizes = global(&globals, "sizes");
+            let getsizeof = py
+                .import("sys")
+                .and_then(|sys| sys.getattr("getsizeof"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let count = texts.len().unwrap_or(0);
+            assert!(count > 2500, "{count}");
+            for i in 0..count {
+                let theirs = texts.get_item(i).unwrap_or_else(|e| panic!("{e}"));
+                let text: String = theirs.extract().unwrap_or_else(|e| panic!("{e}"));
+                let ours =
+                    value_to_py(py, Value::Str(text.clone())).unwrap_or_else(|e| panic!("{e}"));
+                assert!(ours.eq(&theirs).unwrap_or(false), "{text:?}");
+                let size = getsizeof
+                    .call1((&ours,))
+                    .and_then(|s| s.extract::<usize>())
+                    .ok();
+                let expected = sizes.get_item(i).and_then(|s| s.extract::<usize>()).ok();
+                assert_eq!(size, expected, "{text:?}");
             }
         });
     }
