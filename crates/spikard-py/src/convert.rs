@@ -17,7 +17,7 @@ use std::fmt;
 
 /// Python objects looked up once per interpreter.
 pub struct Cached {
-    pub uuid_class: Py<PyAny>,
+    pub uuid_class: Py<PyType>,
     /// `uuid.SafeUUID.unknown`: a UUID is built the way `uuid.UUID(int=…)` builds it,
     /// without running its Python `__init__`.
     safe_unknown: Py<PyAny>,
@@ -30,7 +30,7 @@ static CACHED: PyOnceLock<Cached> = PyOnceLock::new();
 pub fn cached(py: Python<'_>) -> PyResult<&Cached> {
     CACHED.get_or_try_init(py, || {
         let uuid_module = py.import("uuid")?;
-        let uuid_class = uuid_module.getattr("UUID")?.unbind();
+        let uuid_class = uuid_module.getattr("UUID")?.cast_into::<PyType>()?.unbind();
         let safe_unknown = uuid_module
             .getattr("SafeUUID")?
             .getattr("unknown")?
@@ -182,23 +182,26 @@ fn unicode_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>
         if !obj.is_null() {
             let data = pyo3::ffi::PyUnicode_DATA(obj);
             if max < 0x100 {
-                let units = std::slice::from_raw_parts_mut(data.cast::<u8>(), count);
-                for (unit, c) in units.iter_mut().zip(text.chars()) {
-                    *unit = c as u8;
-                }
+                fill_units(data.cast::<u8>(), text, |c| c as u8);
             } else if max < 0x1_0000 {
-                let units = std::slice::from_raw_parts_mut(data.cast::<u16>(), count);
-                for (unit, c) in units.iter_mut().zip(text.chars()) {
-                    *unit = c as u16;
-                }
+                fill_units(data.cast::<u16>(), text, |c| c as u16);
             } else {
-                let units = std::slice::from_raw_parts_mut(data.cast::<u32>(), count);
-                for (unit, c) in units.iter_mut().zip(text.chars()) {
-                    *unit = c as u32;
-                }
+                fill_units(data.cast::<u32>(), text, |c| c as u32);
             }
         }
         Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// Writes `text`'s characters, each made a unit by `unit`, from `units` on.
+///
+/// # Safety
+///
+/// `units` must have room for as many units as `text` has characters, each of which
+/// `unit` turns into a unit without loss.
+unsafe fn fill_units<T>(units: *mut T, text: &str, unit: impl Fn(char) -> T) {
+    for (i, c) in text.chars().enumerate() {
+        units.add(i).write(unit(c));
     }
 }
 
@@ -209,8 +212,7 @@ fn unicode_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>
 /// without the call's argument tuple.
 pub fn uuid_to_py<'py>(py: Python<'py>, u: uuid::Uuid) -> PyResult<Bound<'py, PyAny>> {
     let cached = cached(py)?;
-    let class = cached.uuid_class.bind(py).cast::<PyType>()?;
-    let ty = class.as_type_ptr();
+    let ty = cached.uuid_class.bind(py).as_type_ptr();
     // SAFETY: `ty` is a live type object; its `tp_alloc` (inherited from `object`, filled in
     // by `PyType_Ready`) returns a new reference or NULL with an exception set.
     let obj = unsafe {
@@ -437,7 +439,10 @@ fn encode_other(
         let text = obj.call_method0(pyo3::intern!(py, "isoformat"))?;
         return encode(out, &text, depth, keys);
     }
-    if obj.is_instance(cached.uuid_class.bind(py)).unwrap_or(false) {
+    if obj
+        .is_instance(cached.uuid_class.bind(py).as_any())
+        .unwrap_or(false)
+    {
         return encode(out, obj.str()?.as_any(), depth, keys);
     }
     // Structs, dataclasses and the like: msgspec writes them in C in one call, and its bytes
